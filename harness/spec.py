@@ -1,0 +1,289 @@
+"""Suite files: a matrix of models x backends x scenarios x options, validated with pydantic.
+
+Example::
+
+    name: quick
+    defaults: {size: tiny, timeout_s: 120, stop: {min_duration_s: 1.0, min_queries: 50}}
+    matrix:
+      - models: [resnet50, bert]
+        backends: [torch, {name: onnxruntime, options: {intra_op_threads: 2}}]
+        scenarios:
+          - {name: offline, sweep: {batch_size: [1, 8]}}
+          - single-stream
+
+Every error names the file, the line, the field path and the allowed values; unknown model,
+backend and scenario names list what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness import plugins
+from harness.records import CellSpec
+
+
+class SpecError(ValueError):
+    """A suite file problem, located as ``file:line: field: message``."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file, self.line, self.field, self.message = file, line, field, message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(_Strict):
+    name: str = Field(description="zoo name, 'onnx:PATH' or 'module:pkg.mod:factory'")
+    size: str | None = Field(None, description="tiny | standard (zoo models)")
+    params: dict[str, Any] = Field(default_factory=dict, description="workload parameters")
+
+
+class BackendRef(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    device: str | None = None
+
+
+class ScenarioRef(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict, description="scenario options")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="option -> values; expands to one cell per value"
+    )
+
+
+class Defaults(_Strict):
+    size: str = "tiny"
+    device: str = "cpu"
+    timeout_s: float = Field(300.0, gt=0, description="per-cell wall-clock limit")
+    seed: int = 0
+    parity: bool = True
+    stop: dict[str, Any] = Field(default_factory=dict, description="StopRule fields for every cell")
+
+
+class MatrixEntry(_Strict):
+    models: list[ModelRef | str]
+    backends: list[BackendRef | str]
+    scenarios: list[ScenarioRef | str]
+    timeout_s: float | None = Field(None, gt=0)
+
+    @field_validator("models", "backends", "scenarios")
+    @classmethod
+    def _non_empty(cls, v: list[Any]) -> list[Any]:
+        if not v:
+            raise ValueError("must list at least one entry")
+        return v
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
+    matrix: list[MatrixEntry]
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = (), out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[path + (key,)] = k.start_mark.line + 1
+            _line_index(v, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _line_index(v, path + (i,), out)
+    return out
+
+
+def _line_for(lines: dict, loc: tuple[Any, ...]) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    s = ""
+    for part in loc:
+        s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
+    return s
+
+
+def _data_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union-branch markers (``ModelRef``, ``str``) from an error location."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("str",))))
+
+
+# ---------------------------------------------------------------- loading
+def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
+    """Parse, validate and expand a suite file. Raises :class:`SpecError`."""
+    path = Path(path)
+    fname = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(fname, None, "", f"cannot read suite file: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError(fname, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(fname, 1, "", "a suite file must be a mapping with 'name' and 'matrix'")
+    lines = _line_index(node) if node is not None else {}
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _data_loc(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = _data_loc(err["loc"])[:-1]
+            msg = f"unknown field; allowed: {', '.join(_allowed_fields(data, parent))}"
+        raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), msg) from None
+    cells = expand(suite, fname, lines)
+    return suite, cells
+
+
+def _allowed_fields(data: dict, parent: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at ``parent`` (a location in the suite data)."""
+    if parent == ():
+        model: type[BaseModel] = Suite
+    elif parent == ("defaults",):
+        model = Defaults
+    elif len(parent) == 2 and parent[0] == "matrix":
+        model = MatrixEntry
+    elif len(parent) == 4 and parent[0] == "matrix":
+        model = {"models": ModelRef, "backends": BackendRef, "scenarios": ScenarioRef}[parent[2]]
+    else:
+        return []
+    return sorted(model.model_fields)
+
+
+def _norm(item: Any, cls: type[BaseModel]) -> Any:
+    return cls(name=item) if isinstance(item, str) else item
+
+
+def _check_model(name: str) -> None:
+    from workloads.registry import list_workloads
+
+    if name.startswith(("onnx:", "module:")):
+        return
+    known = list_workloads()
+    if name not in known:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)} "
+                         "(or 'onnx:PATH', 'module:pkg.mod:factory')")
+
+
+def expand(suite: Suite, fname: str = "<suite>", lines: dict | None = None) -> list[CellSpec]:
+    """Expand the matrix into cells, validating names and options against the registries."""
+    from harness.scenarios.base import StopRule
+
+    lines = lines or {}
+    d = suite.defaults
+    try:
+        StopRule.model_validate(d.stop)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        loc = ("defaults", "stop", *e["loc"])
+        raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), _pyd_msg(e, StopRule)) from None
+    cells: list[CellSpec] = []
+    seen: set[str] = set()
+    for mi, entry in enumerate(suite.matrix):
+        models = [_norm(m, ModelRef) for m in entry.models]
+        backends = [_norm(b, BackendRef) for b in entry.backends]
+        scenarios = [_norm(s, ScenarioRef) for s in entry.scenarios]
+        for i, m in enumerate(models):
+            try:
+                _check_model(m.name)
+            except ValueError as exc:
+                loc = ("matrix", mi, "models", i)
+                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc)) from None
+        for i, b in enumerate(backends):
+            loc = ("matrix", mi, "backends", i)
+            try:
+                cls = plugins.load("backend", b.name)
+                cls(**b.options)  # validates option names (constructors store only)
+            except (plugins.UnknownPlugin, ValueError) as exc:
+                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc).strip("'\"")) from None
+        for si, s in enumerate(scenarios):
+            loc = ("matrix", mi, "scenarios", si)
+            try:
+                scls = plugins.load("scenario", s.name)
+            except plugins.UnknownPlugin as exc:
+                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc).strip("'\"")) from None
+            for opts in _sweep(s):
+                merged = {**opts, "stop": {**d.stop, **opts.get("stop", {})}}
+                try:
+                    scls.parse_options(merged)
+                except ValidationError as exc:
+                    e = exc.errors()[0]
+                    eloc = loc + ("options",) + tuple(e["loc"])
+                    raise SpecError(fname, _line_for(lines, eloc), _fmt_loc(eloc), _pyd_msg(e, scls.Options)) from None
+        for m, b, s in product(models, backends, scenarios):
+            for opts in _sweep(s):
+                merged = {**opts, "stop": {**d.stop, **opts.get("stop", {})}}
+                cell = CellSpec(
+                    model=m.name, size=m.size or d.size, model_params=m.params,
+                    backend=b.name, backend_options=b.options, device=b.device or d.device,
+                    scenario=s.name, scenario_options=merged,
+                    timeout_s=entry.timeout_s or d.timeout_s, seed=d.seed, parity=d.parity,
+                )
+                cid = cell_id(cell)
+                if cid not in seen:
+                    seen.add(cid)
+                    cells.append(cell)
+    return cells
+
+
+def _pyd_msg(err: dict[str, Any], model: type[BaseModel]) -> str:
+    if err["type"] == "extra_forbidden":
+        return f"unknown option; allowed: {', '.join(sorted(model.model_fields))}"
+    return str(err["msg"])
+
+
+def _sweep(s: ScenarioRef) -> list[dict[str, Any]]:
+    if not s.sweep:
+        return [dict(s.options)]
+    keys = list(s.sweep)
+    return [{**s.options, **dict(zip(keys, vals))} for vals in product(*(s.sweep[k] for k in keys))]
+
+
+def _slug(v: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")
+
+
+def cell_id(cell: CellSpec) -> str:
+    """Readable, stable id: ``model-size.backend.scenario.bsN`` plus a short hash of any other
+    options, so that the same spec always maps to the same id (used to match baselines)."""
+    name = cell.model
+    if name.startswith(("onnx:", "module:")):
+        name = name.split(":", 1)[0] + "-" + Path(name.split(":", 1)[1]).stem.split(":")[-1]
+    parts = [f"{_slug(name)}-{_slug(cell.size)}", _slug(cell.backend)]
+    if cell.device != "cpu":
+        parts[-1] += f"@{_slug(cell.device)}"
+    opts = {k: v for k, v in cell.scenario_options.items() if k not in ("stop", "batch_size")}
+    parts.append(_slug(cell.scenario))
+    parts.append(f"bs{cell.scenario_options.get('batch_size', 1)}")
+    rest = {"m": cell.model_params, "b": cell.backend_options, "s": opts}
+    if any(rest.values()):
+        digest = hashlib.sha1(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        parts.append(digest)
+    return ".".join(parts)
