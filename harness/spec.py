@@ -79,6 +79,12 @@ class MatrixEntry(_Strict):
     scenarios: list[ScenarioRef | str]
     timeout_s: float | None = Field(None, gt=0)
 
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _yaml_null(cls, v: Any) -> Any:
+        # YAML reads a bare ``null`` as None: it names the null backend here
+        return ["null" if b is None else b for b in v] if isinstance(v, list) else v
+
     @field_validator("models", "backends", "scenarios")
     @classmethod
     def _non_empty(cls, v: list[Any]) -> list[Any]:

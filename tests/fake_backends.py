@@ -1,0 +1,62 @@
+"""Backends with scripted misbehaviour, referenced from suites as ``fake_backends:Name``."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, ClassVar
+
+from harness.backends.null import NullBackend
+
+
+class CrashBackend(NullBackend):
+    """Kills its own process on the first query, as a segfaulting native library would."""
+
+    name: ClassVar[str] = "crash"
+
+    def infer(self, prepared: Any) -> None:
+        os.abort()
+
+
+class HangBackend(NullBackend):
+    """Never returns from the first query."""
+
+    name: ClassVar[str] = "hang"
+
+    def infer(self, prepared: Any) -> None:
+        while True:
+            time.sleep(1)
+
+
+class RaiseBackend(NullBackend):
+    """Raises while loading."""
+
+    name: ClassVar[str] = "raise"
+
+    def load(self, workload: Any, device: str = "cpu") -> None:
+        raise RuntimeError("model file is corrupt")
+
+
+class OomBackend(NullBackend):
+    """Runs out of memory for batches larger than 2."""
+
+    name: ClassVar[str] = "oom"
+
+    def infer(self, prepared: Any) -> None:
+        n = len(next(iter(prepared.values())))
+        if n > 2:
+            raise MemoryError(f"cannot allocate activations for batch {n}")
+
+
+class SpinBackend(NullBackend):
+    """Busy-waits a fixed service time (``service_us`` option) per query."""
+
+    name: ClassVar[str] = "spin"
+    capabilities = NullBackend.capabilities.__class__(
+        devices=("cpu",), streaming=False, needs_model=False, options={"service_us": "service time"}
+    )
+
+    def infer(self, prepared: Any) -> None:
+        end = time.perf_counter_ns() + int(self.options.get("service_us", 100) * 1000)
+        while time.perf_counter_ns() < end:
+            pass
