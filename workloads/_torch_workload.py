@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
+import json
 import sys
 from abc import abstractmethod
 from pathlib import Path
@@ -76,12 +77,11 @@ class CachedInfoWorkload(Workload):
                 return self._info
             except TypeError:
                 pass  # stale layout: recompute
-        info = self._compute_info()
-        import json
-
-        atomic_write_bytes(path, json.dumps(info.to_dict(), sort_keys=True, indent=1).encode())
-        self._info = info
-        return info
+        blob = json.dumps(self._compute_info().to_dict(), indent=1)  # key order = input order
+        atomic_write_bytes(path, blob.encode())
+        # return the JSON round-trip so fresh and cached records compare equal
+        self._info = info_from_dict(json.loads(blob))
+        return self._info
 
 
 class TorchWorkload(CachedInfoWorkload):
