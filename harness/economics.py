@@ -90,8 +90,12 @@ def devices_needed(target_per_s: float, throughput_per_device_s: float) -> int:
     _positive("throughput_per_device_s", throughput_per_device_s)
     if target_per_s < 0:
         raise ValueError(f"target_per_s must be >= 0, got {target_per_s}")
-    # a tiny tolerance keeps e.g. 300/100 from becoming 4 through float rounding
-    return math.ceil(target_per_s / throughput_per_device_s - 1e-9)
+    ratio = target_per_s / throughput_per_device_s
+    n = math.ceil(ratio)
+    # a relative tolerance keeps a ratio like 3.0000000000000004 (float rounding) at 3 devices
+    if n > 1 and ratio - (n - 1) <= 1e-9 * ratio:
+        n -= 1
+    return n
 
 
 def monthly_cost_usd(devices: int, usd_per_hour: float, price_provenance: str,
