@@ -121,10 +121,14 @@ def run_cells(
 ) -> RunRecord:
     """Run ``cells`` and save a run record under ``root``; returns the record.
 
+    ``profile`` is the hardware profile of this host (default: matched or built by
+    :func:`host_profile`); it feeds the TDP power model and the price.
     ``isolate=False`` runs cells in this process (for the pytest fixture and debugging);
     timeouts and crash isolation then do not apply.
     """
     root = Path(root)
+    if profile is None:
+        profile = host_profile()
     record = RunRecord(run_id=new_run_id(name), suite_name=name, suite=suite or {},
                        suite_path=str(suite_path) if suite_path else None,
                        environment=manifest(suite_path))
@@ -185,8 +189,6 @@ def run_suite(
     suite, cells = load_suite(path)
     if only is not None:
         cells = [c for c in cells if only(c)]
-    if profile is None:
-        profile = host_profile()
     data = yaml.safe_load(Path(path).read_text())
     return run_cells(cells, name=suite.name, root=root, suite=data, suite_path=Path(path),
                      profile=profile, progress=progress)

@@ -131,10 +131,20 @@ def closed_loop(
     ends: list[int] = []
     append_s = starts.append
     append_e = ends.append
-    t0 = clock()
     done = stop.done
-    n = 0
-    for b in batches:
+    it = iter(batches)
+    first = next(it, None)
+    if first is None:
+        return starts, ends
+    t0 = clock()
+    infer(first)
+    e = clock()
+    append_s(t0)
+    append_e(e)
+    n = 1
+    if done(n, e - t0):
+        return starts, ends
+    for b in it:
         s = clock()
         infer(b)
         e = clock()
