@@ -1,0 +1,192 @@
+"""``harness gate ...``: compare runs, manage baselines, calibrate noise, write reports.
+
+Mount with ``app.add_typer(gate_app, name="gate")``. Exit codes: 0 pass, 1 regression,
+2 usage or data error.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.gate import EXIT_ERROR, FORMATS, GateError
+from harness.results import DEFAULT_ROOT
+
+gate_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Performance-regression gate, baselines, noise calibration and reports.")
+baseline_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Named baselines under RESULTS/baselines/.")
+gate_app.add_typer(baseline_app, name="baseline")
+
+console = Console()
+err = Console(stderr=True)
+
+_RESULTS = typer.Option(DEFAULT_ROOT, "--results", "-o", help="results directory (runs and baselines/)")
+
+
+def _fail(msg: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {msg}")
+    return typer.Exit(EXIT_ERROR)
+
+
+@gate_app.command()
+def compare(
+    baseline: str = typer.Argument(..., help="baseline: run dir, run id, or baseline name"),
+    current: str = typer.Argument(..., help="current: run dir or run id"),
+    fail_on: Optional[list[str]] = typer.Option(
+        None, "--fail-on", help="rule METRIC:+N% / METRIC:-N% (repeatable); default: "
+        "median_latency:+5% p99_latency:+10% throughput:-5%"),
+    fmt: str = typer.Option("table", "--format", "-f", help="stdout format: " + ", ".join(FORMATS)),
+    alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
+    results: Path = _RESULTS,
+    allow_unmatched: bool = typer.Option(False, "--allow-unmatched", help="compare common cells, list the rest"),
+    only: Optional[str] = typer.Option(None, "--only", help="compare only cells whose id contains this text"),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="also write Markdown here (e.g. $GITHUB_STEP_SUMMARY)"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="also write JUnit XML here"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write JSON here"),
+) -> None:
+    """Compare CURRENT with BASELINE cell by cell; exit 1 on a regression, 2 on bad input."""
+    from harness.gate import compare_runs, load_run_ref, parse_rules, render, to_rich_table
+
+    if fmt not in FORMATS:
+        raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    try:
+        rules = parse_rules(fail_on)
+        b = load_run_ref(baseline, results)
+        c = load_run_ref(current, results)
+        report = compare_runs(b, c, rules, alpha, allow_unmatched=allow_unmatched,
+                              cells=(lambda cid: only in cid) if only else None)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    if fmt == "table":
+        console.print(to_rich_table(report))
+        for n in report.notes:
+            console.print(f"[dim]note: {n}[/]")
+    else:
+        typer.echo(render(report, fmt))
+    for path, f in ((markdown, "markdown"), (junit, "junit"), (json_out, "json")):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a" if f == "markdown" and path.exists() else "w") as fh:
+                fh.write(render(report, f))
+    raise typer.Exit(report.exit_code)
+
+
+@baseline_app.command("save")
+def baseline_save(
+    name: str = typer.Argument(..., help="baseline name (letters, digits, . _ -)"),
+    run_id: str = typer.Argument(..., help="run id or run directory to store"),
+    results: Path = _RESULTS,
+    force: bool = typer.Option(False, "--force", help="replace an existing baseline of this name"),
+) -> None:
+    """Store a run as baseline NAME (a copy of its run.json and raw files)."""
+    from harness.gate import baselines_root, load_run_ref
+
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
+        raise _fail(f"baseline name {name!r}: use letters, digits, '.', '_' or '-'")
+    try:
+        run = load_run_ref(run_id, results)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    dest = baselines_root(results) / name
+    if dest.exists():
+        if not force:
+            raise _fail(f"baseline {name!r} exists at {dest}; use --force to replace it")
+        shutil.rmtree(dest)
+    tmp = dest.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run.path, tmp)
+    tmp.rename(dest)
+    console.print(f"baseline [bold]{name}[/] <- run {run.record.run_id} ({len(run.record.cells)} cells) at {dest}")
+
+
+@baseline_app.command("list")
+def baseline_list(results: Path = _RESULTS) -> None:
+    """List stored baselines."""
+    from harness.gate import baselines_root
+    from harness.results import ResultsError, load_run
+
+    root = baselines_root(results)
+    t = Table("name", "run id", "created (UTC)", "cells", "suite", "commit")
+    for d in sorted(root.iterdir()) if root.exists() else []:
+        if not (d / "run.json").exists():
+            continue
+        try:
+            r = load_run(d)
+        except ResultsError as exc:
+            t.add_row(d.name, f"[red]{exc}[/]", "", "", "", "")
+            continue
+        commit = (r.environment.get("project_git") or {}).get("commit") or "-"
+        t.add_row(d.name, r.run_id, r.created_utc, str(len(r.cells)), r.suite_name, str(commit)[:10])
+    console.print(t)
+
+
+@gate_app.command("calibrate-noise")
+def calibrate_noise(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    repeats: int = typer.Option(5, "--repeats", "-n", min=2, help="identical runs of the suite"),
+    false_alarm_rate: float = typer.Option(0.01, "--false-alarm-rate", help="target A/A false-alarm rate per comparison"),
+    fail_on: Optional[list[str]] = typer.Option(None, "--metric", help="rules whose metrics to calibrate (default rules)"),
+    results: Path = _RESULTS,
+    only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id contains this text"),
+) -> None:
+    """Run SUITE REPEATS times and report run-to-run noise and a threshold per metric."""
+    from harness.gate import LoadedRun, noise_from_runs, parse_rules
+    from harness.runner import run_suite
+    from harness.spec import SpecError
+
+    try:
+        metrics = [r.metric for r in parse_rules(fail_on)]
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    runs = []
+    for i in range(repeats):
+        console.print(f"run {i + 1}/{repeats} of {suite}")
+        try:
+            rec = run_suite(suite, root=results, only=(lambda c: only in c.cell_id) if only else None)
+        except SpecError as exc:
+            raise _fail(str(exc)) from None
+        runs.append(LoadedRun(rec, Path(results) / rec.run_id, rec.run_id))
+    try:
+        rows = noise_from_runs(runs, metrics, false_alarm_rate)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    t = Table("cell", "metric", "runs", "mean", "CV", "A/A max change", "suggested threshold", "A/A false alarms",
+              title=f"run-to-run noise over {repeats} runs (target false-alarm rate {false_alarm_rate:g})")
+    for r in rows:
+        t.add_row(r.cell_id, r.metric, str(r.n_runs), f"{r.mean_statistic:.4g}", f"{r.cv * 100:.2f}%",
+                  f"{r.aa_max_change * 100:.2f}%", f"{r.suggested_threshold * 100:.1f}%", f"{r.false_alarms}/{r.pairs}")
+    console.print(t)
+    by_metric: dict[str, float] = {}
+    for r in rows:
+        by_metric[r.metric] = max(by_metric.get(r.metric, 0.0), r.suggested_threshold)
+    sign = {m.name: ("+" if m.direction == "lower" else "-") for m in metrics}
+    flags = " ".join(f"--fail-on {m}:{sign[m]}{v * 100:g}%" for m, v in by_metric.items())
+    console.print(f"suggested rules (worst cell per metric): [bold]{flags}[/]")
+    console.print("[dim]runs of the same machine and job; noise between machines is usually larger[/]")
+
+
+@gate_app.command("report")
+def report(
+    run: str = typer.Argument(..., help="run id or run directory"),
+    against: Optional[str] = typer.Option(None, "--against", help="baseline (run id, dir or baseline name) to overlay"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default: RUN_DIR/report)"),
+    results: Path = _RESULTS,
+) -> None:
+    """Write a self-contained HTML report (embedded PNG plots) and a Markdown version."""
+    from harness.gate import load_run_ref
+    from harness.report import write_report
+
+    try:
+        cur = load_run_ref(run, results)
+        base = load_run_ref(against, results) if against else None
+        files = write_report(cur, out or cur.path / "report", baseline=base)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"HTML: [bold]{files.html}[/]\nMarkdown: [bold]{files.markdown}[/] ({len(files.images)} plots)")
