@@ -1,0 +1,282 @@
+"""The regression gate: verdicts, directions, cell matching, outputs, exit codes, symmetry."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from harness import gate
+from harness.cli_gate import gate_app
+from harness.records import CellRecord, RunRecord
+from harness.results import save_run, write_table
+from tests_support import fast_cell
+
+N = 2000
+
+
+def _cell(scenario: str = "single-stream", bs: int = 1, model: str = "tabular_mlp"):
+    return fast_cell(model=model, backend="null", scenario=scenario, batch_size=bs)
+
+
+def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int | None = None,
+             status: dict | None = None) -> Path:
+    """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)]."""
+    rng = np.random.default_rng(seed)
+    rec = RunRecord(run_id=name, suite_name="t")
+    if schema is not None:
+        rec.schema_version = schema
+    run_dir = root / name
+    for spec, factor in cells:
+        st_ = (status or {}).get(spec.cell_id, "ok")
+        if st_ != "ok":
+            rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status=st_, error="boom"))
+            continue
+        lat = (rng.lognormal(np.log(1e6), 0.1, N) * factor).astype(np.int64)  # ~1 ms
+        sched = np.concatenate([[0], np.cumsum(lat[:-1])]).astype(np.int64)
+        raw = f"raw/{spec.cell_id}.parquet"
+        bs = int(spec.scenario_options.get("batch_size", 1))
+        write_table(run_dir / raw, {"query_id": np.arange(N), "batch_size": np.full(N, bs),
+                                    "scheduled_ns": sched, "issued_ns": sched, "completed_ns": sched + lat})
+        rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="ok", raw_file=raw))
+    save_run(rec, root)
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path: Path):
+    ss, off = _cell(), _cell("offline", 4)
+
+    def _make(name: str, f_ss: float = 1.0, f_off: float = 1.0, seed: int = 0, **kw) -> gate.LoadedRun:
+        d = make_run(tmp_path, name, [(ss, f_ss), (off, f_off)], seed=seed, **kw)
+        return gate.load_run_ref(d)
+
+    return _make
+
+
+# ------------------------------------------------------------------ rules
+
+
+def test_parse_rule_directions() -> None:
+    r = gate.parse_rule("p99_latency:+5%")
+    assert r.metric.direction == "lower" and r.threshold == pytest.approx(0.05)
+    r = gate.parse_rule("throughput:-3%")
+    assert r.metric.direction == "higher" and r.threshold == pytest.approx(0.03)
+    assert str(gate.parse_rule("latency_p99:7.5%")) == "p99_latency:+7.5%"
+    with pytest.raises(gate.GateError, match="higher-is-better"):
+        gate.parse_rule("throughput:+3%")
+    with pytest.raises(gate.GateError, match="lower-is-better"):
+        gate.parse_rule("p99_latency:-3%")
+    with pytest.raises(gate.GateError, match="allowed"):
+        gate.parse_rule("speed:+3%")
+    with pytest.raises(gate.GateError, match="cannot parse"):
+        gate.parse_rule("p99_latency=5")
+    with pytest.raises(gate.GateError, match="more than one rule"):
+        gate.parse_rules(["p99_latency:+5%", "latency_p99:+6%"])
+
+
+# ------------------------------------------------------------------ holm
+
+
+def test_holm_matches_definition() -> None:
+    adj = gate.holm_correct([0.01, 0.04, 0.03, 0.005])
+    assert np.allclose(adj, [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(gate.holm_correct([0.1, float("nan")])[1])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30))
+def test_holm_is_at_least_raw_and_order_preserving(ps: list[float]) -> None:
+    adj = gate.holm_correct(ps)
+    p = np.asarray(ps)
+    assert np.all(adj >= p - 1e-15) and np.all(adj <= 1.0)
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(adj[order]) >= -1e-15)
+
+
+# ------------------------------------------------------------------ compare_samples
+
+
+def _lat(seed: int, n: int = 3000, scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(0.0, 0.2, n) * scale
+
+
+@pytest.mark.parametrize("name", ["median_latency", "p99_latency", "mean_latency"])
+def test_latency_direction(name: str) -> None:
+    m = gate.gate_metric(name)
+    assert gate.compare_samples(_lat(1), _lat(2, scale=1.3), m, 0.05).verdict == "regression"
+    assert gate.compare_samples(_lat(1), _lat(2, scale=0.7), m, 0.05).verdict == "improvement"
+    assert gate.compare_samples(_lat(1), _lat(2), m, 0.10).verdict == "no change"
+
+
+def test_throughput_direction() -> None:
+    m = gate.gate_metric("throughput")
+    base = _lat(1, 40) * 1000
+    assert gate.compare_samples(base, base * 0.7, m, 0.05).verdict == "regression"
+    assert gate.compare_samples(base, base * 1.3, m, 0.05).verdict == "improvement"
+
+
+def test_inconclusive_with_few_samples_and_mde() -> None:
+    m = gate.gate_metric("p99_latency")
+    v = gate.compare_samples(_lat(1, 30), _lat(2, 30, scale=1.06), m, 0.05)
+    assert v.verdict == "inconclusive"
+    assert v.mde > 0.05  # 30 samples cannot resolve a 5 % change of the p99
+    big = gate.compare_samples(_lat(1, 20000), _lat(2, 20000), m, 0.05)
+    assert big.mde < v.mde
+
+
+def test_small_real_change_below_threshold_is_not_a_regression() -> None:
+    m = gate.gate_metric("median_latency")
+    v = gate.compare_samples(_lat(1, 20000), _lat(2, 20000, scale=1.02), m, 0.05)
+    assert v.p_value < 1e-6 and v.verdict == "no change"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1),
+    st.floats(0.6, 1.6), st.integers(20, 400),
+    st.sampled_from(["median_latency", "p99_latency", "p90_latency", "throughput"]),
+    st.sampled_from([0.02, 0.05, 0.1]),
+)
+def test_comparison_is_symmetric(s1: int, s2: int, scale: float, n: int, name: str, thr: float) -> None:
+    m = gate.gate_metric(name)
+    a, b = _lat(s1, n), _lat(s2, n, scale)
+    ab = gate.compare_samples(a, b, m, thr)
+    ba = gate.compare_samples(b, a, m, thr)
+    mirror = {"regression": "improvement", "improvement": "regression",
+              "no change": "no change", "inconclusive": "inconclusive"}
+    assert ba.verdict == mirror[ab.verdict]
+    assert ab.ratio * ba.ratio == pytest.approx(1.0)
+    assert ab.ci_low * ba.ci_high == pytest.approx(1.0)
+    assert ab.ci_high * ba.ci_low == pytest.approx(1.0)
+    assert ab.p_value == pytest.approx(ba.p_value)
+
+
+def test_window_throughput_samples() -> None:
+    t = np.arange(0, 2_000_000_000, 1_000_000)  # one completion per ms for 2 s
+    s = gate.window_throughput_samples(t, np.full(t.size, 2))
+    assert s.size == 19 and np.allclose(s, 2000.0)
+
+
+# ------------------------------------------------------------------ compare_runs
+
+
+def test_compare_runs_pass_and_regression(runs) -> None:
+    a = runs("a", seed=1)
+    rep = gate.compare_runs(a, runs("b", seed=2), gate.parse_rules(None))
+    assert rep.exit_code == gate.EXIT_PASS
+    assert {v.verdict for v in rep.verdicts} <= {"no change", "inconclusive"}
+    slow = gate.compare_runs(a, runs("c", f_ss=1.25, seed=3), gate.parse_rules(["median_latency:+5%"]))
+    assert slow.exit_code == gate.EXIT_REGRESSION
+    by = {v.cell_id: v.verdict for v in slow.verdicts}
+    assert by[_cell().cell_id] == "regression"
+    assert by[_cell("offline", 4).cell_id] == "no change"
+
+
+def test_unmatched_cells_and_schema(tmp_path: Path, runs) -> None:
+    a = runs("a")
+    other = gate.load_run_ref(make_run(tmp_path, "x", [(_cell(), 1.0), (_cell(model="bert"), 1.0)]))
+    with pytest.raises(gate.GateError, match="only in current.*bert"):
+        gate.compare_runs(a, other)
+    rep = gate.compare_runs(a, other, allow_unmatched=True)
+    assert any("bert" in n for n in rep.notes)
+    assert {v.cell_id for v in rep.verdicts} == {_cell().cell_id}
+    with pytest.raises(gate.GateError, match="schema"):
+        gate.compare_runs(a, runs("s", schema=99))
+
+
+def test_failed_current_cell_fails_the_gate(runs) -> None:
+    a = runs("a")
+    b = runs("b", seed=2, status={_cell().cell_id: "crashed"})
+    rep = gate.compare_runs(a, b)
+    assert rep.exit_code == gate.EXIT_REGRESSION
+    assert any(v.verdict == "failed" and "crashed" in v.note for v in rep.verdicts)
+
+
+def test_throughput_not_gated_for_open_loop() -> None:
+    m = gate.gate_metric("throughput")
+    assert m.applies_to("offline") and not m.applies_to("online")
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def test_markdown_json_junit(runs) -> None:
+    a, c = runs("a", seed=1), runs("c", f_ss=1.3, seed=3)
+    rep = gate.compare_runs(a, c, gate.parse_rules(["median_latency:+5%", "throughput:-5%"]))
+    md = gate.to_markdown(rep)
+    assert md.startswith("## Performance gate: FAIL")
+    assert "| cell | metric |" in md and "REGRESSION" in md
+    data = json.loads(gate.to_json(rep))
+    assert data["exit_code"] == 1 and len(data["verdicts"]) == 4
+    root = ET.fromstring(gate.to_junit_xml(rep))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("tests") == "4"
+    failures = root.findall(".//failure")
+    assert len(failures) == int(suite.get("failures", "0")) >= 1
+    assert all(tc.get("classname") for tc in root.iter("testcase"))
+    assert "REGRESSION" in gate.render(rep, "table")
+    with pytest.raises(gate.GateError, match="allowed"):
+        gate.render(rep, "pdf")
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.add_typer(gate_app, name="gate")
+    return app
+
+
+def test_cli_exit_codes(tmp_path: Path, runs) -> None:
+    runs("a", seed=1)
+    runs("b", seed=2)
+    runs("c", f_ss=1.3, seed=3)
+    cli = CliRunner()
+    r = tmp_path
+    ok = cli.invoke(_app(), ["gate", "compare", "a", "b", "--results", str(r)])
+    assert ok.exit_code == 0, ok.output
+    bad = cli.invoke(_app(), ["gate", "compare", "a", "c", "--results", str(r), "-f", "markdown",
+                              "--junit", str(r / "j.xml")])
+    assert bad.exit_code == 1 and "REGRESSION" in bad.output
+    assert (r / "j.xml").read_text().startswith("<?xml")
+    missing = cli.invoke(_app(), ["gate", "compare", "a", "nope", "--results", str(r)])
+    assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+    rule = cli.invoke(_app(), ["gate", "compare", "a", "b", "--results", str(r), "--fail-on", "throughput:+2%"])
+    assert rule.exit_code == 2
+
+
+def test_cli_baselines(tmp_path: Path, runs) -> None:
+    runs("a", seed=1)
+    runs("c", f_ss=1.3, seed=3)
+    cli = CliRunner()
+    r = str(tmp_path)
+    assert cli.invoke(_app(), ["gate", "baseline", "save", "main", "a", "--results", r]).exit_code == 0
+    assert (tmp_path / "baselines" / "main" / "run.json").exists()
+    again = cli.invoke(_app(), ["gate", "baseline", "save", "main", "a", "--results", r])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert cli.invoke(_app(), ["gate", "baseline", "save", "../x", "a", "--results", r]).exit_code == 2
+    lst = cli.invoke(_app(), ["gate", "baseline", "list", "--results", r])
+    assert "main" in lst.output
+    res = cli.invoke(_app(), ["gate", "compare", "main", "c", "--results", r, "-f", "json"])
+    assert res.exit_code == 1 and json.loads(res.output)["baseline"] == "main"
+
+
+def test_noise_from_runs(runs) -> None:
+    rs = [runs(f"r{i}", seed=i) for i in range(3)]
+    rows = gate.noise_from_runs(rs, [gate.gate_metric("median_latency"), gate.gate_metric("p99_latency")])
+    assert {r.metric for r in rows} == {"median_latency", "p99_latency"}
+    for row in rows:
+        assert row.n_runs == 3 and row.pairs == 6
+        assert row.suggested_threshold >= row.aa_max_change
+        assert row.false_alarms == 0
+        assert math.isfinite(row.cv)
