@@ -359,16 +359,40 @@ def _matches(reported: str, profile: HardwareProfile) -> bool:
     return False
 
 
-def local_profile(host: HostInfo) -> HardwareProfile:
+def estimated_thread_price(profiles: dict[str, HardwareProfile] | None) -> tuple[float, str] | None:
+    """Median on-demand USD per hardware thread-hour over the shipped CPU profiles with a price
+    (cloud vCPUs are hardware threads), and a description of the rule."""
+    rates = sorted(
+        p.prices[-1].usd_per_device_hour / p.threads
+        for p in (profiles or {}).values()
+        if p.kind == "cpu" and p.prices and p.threads
+    )
+    if not rates:
+        return None
+    mid = len(rates) // 2
+    median = rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+    ids = ", ".join(sorted(p.id for p in (profiles or {}).values() if p.kind == "cpu" and p.prices and p.threads))
+    return median, f"estimate: median on-demand USD per hardware thread-hour of shipped CPU profiles ({ids})"
+
+
+def local_profile(host: HostInfo, profiles: dict[str, HardwareProfile] | None = None) -> HardwareProfile:
     """A ``local`` CPU profile built from what was detected; power and price are not from a source.
 
     Rule (recorded in ``notes`` and in ``estimated``): ``tdp_w = max(10, 7 W x physical cores)``
-    and ``idle_w = 0.3 x tdp_w``. No price is set: add one with :func:`apply_overrides`.
+    and ``idle_w = 0.3 x tdp_w``. Price: logical cores x the median USD per thread-hour of the
+    shipped CPU profiles (:func:`estimated_thread_price`), flagged uncertain; override it with
+    :func:`apply_overrides` for a real figure.
     """
     cores = host.physical_cores or max(1, host.logical_cores // 2)
     tdp = max(LOCAL_MIN_TDP_W, LOCAL_W_PER_CORE * cores)
     idle = round(LOCAL_IDLE_FRACTION * tdp, 3)
     slug = re.sub(r"[^a-z0-9]+", "-", _norm(host.cpu_model)).strip("-")[:48] or "cpu"
+    prices = []
+    rate = estimated_thread_price(profiles)
+    if rate is not None:
+        prices.append(Price(provider="estimate", instance=f"{host.logical_cores} hardware threads",
+                            usd_per_device_hour=round(rate[0] * host.logical_cores, 6),
+                            date=date.today().isoformat(), source=rate[1], uncertain=True))
     return HardwareProfile(
         id=f"local-{slug}",
         kind="cpu",
@@ -384,9 +408,11 @@ def local_profile(host: HostInfo) -> HardwareProfile:
         notes=(
             f"local profile generated from the host; tdp_w = max({LOCAL_MIN_TDP_W:g}, "
             f"{LOCAL_W_PER_CORE:g} W x {cores} physical cores), idle_w = {LOCAL_IDLE_FRACTION:g} x tdp_w "
-            "(estimated rule, not a datasheet value); no price (set one with an override)"
+            "(estimated rule, not a datasheet value); price = logical cores x median cloud price per "
+            "hardware thread (estimate; set a real one with an override)"
         ),
         estimated=["tdp_w", "idle_w"],
+        prices=prices,
     )
 
 
@@ -403,7 +429,7 @@ def match_host(
         for p in profiles.values():
             if p.kind == "cpu" and _matches(host.cpu_model, p):
                 return p
-        return local_profile(host)
+        return local_profile(host, profiles)
     m = re.fullmatch(r"cuda(?::(\d+))?", device)
     if not m:
         raise ValueError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N")
