@@ -9,11 +9,12 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.results import DEFAULT_ROOT
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Inference benchmarking and hardware selection.")
 console = Console()
 err = Console(stderr=True)
@@ -44,7 +45,8 @@ def _prov(p: str | None) -> str:
 def summary_table(record: Any, title: str | None = None) -> Table:
     """Rich table with one row per cell: headline numbers, energy, cost and provenance."""
     t = Table(title=title or f"run {record.run_id}", show_lines=False)
-    for col in ("cell", "status", "thr/s", "p50 ms", "p99 ms", "headline", "W", "J/inf", "$/1M", "power source", "valid"):
+    t.add_column("cell", no_wrap=True)
+    for col in ("status", "thr/s", "p50 ms", "p99 ms", "headline", "W", "J/inf", "$/1M", "power source", "valid"):
         t.add_column(col, overflow="fold")
     for c in record.cells:
         m = c.metrics
@@ -66,7 +68,7 @@ def summary_table(record: Any, title: str | None = None) -> Table:
         thr = val("throughput") or val("output_tokens_per_s")
         status = {"ok": "[green]ok[/]"}.get(c.status, f"[red]{c.status}[/]")
         if c.status != "ok" and c.error:
-            status += f"\n[dim]{c.error[:120]}[/]"
+            status += f"\n[dim]{escape(c.error[:120])}[/]"
         valid = "-" if c.valid is None else ("yes" if c.valid else
                                                "[yellow]no: " + ", ".join(k for k, v in c.validity.items() if not v) + "[/]")
         t.add_row(
@@ -98,7 +100,7 @@ def run(
     try:
         profile = _resolve_profile(profile_id, overrides) if profile_id else host_profile(overrides)
     except (ValueError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     console.print(f"host profile: [bold]{profile.id}[/] ({profile.vendor} {profile.model})")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -108,13 +110,13 @@ def run(
         def progress(i: int, n: int, spec: Any, cell: Any) -> None:
             prog.update(task, total=n, completed=i, description=f"[bold]{spec.cell_id}[/]")
             if cell is not None and cell.status != "ok":
-                prog.console.print(f"[red]{cell.status}[/] {spec.cell_id}: {cell.error}")
+                prog.console.print(f"[red]{cell.status}[/] {spec.cell_id}: {escape(cell.error or '')}")
 
         try:
             record = run_suite(suite, root=results, profile=profile, progress=progress,
                                only=(lambda c: only in c.cell_id) if only else None)
         except SpecError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/] cells measured so far are saved")
@@ -140,7 +142,7 @@ def list_(what: str = typer.Argument(..., help="backends | models | scenarios"))
     if what == "backends":
         t = Table("backend", "available", "reason")
         for name, ok, why in plugins.backend_status():
-            t.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", why)
+            t.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", escape(why))
         console.print(t)
     elif what == "models":
         from workloads.registry import list_workloads
@@ -151,7 +153,11 @@ def list_(what: str = typer.Argument(..., help="backends | models | scenarios"))
     elif what == "scenarios":
         t = Table("scenario", "headline", "description")
         for n in plugins.names("scenario"):
-            cls = plugins.load("scenario", n)
+            try:
+                cls = plugins.load("scenario", n)
+            except Exception as exc:  # a broken plugin is listed with its error, not hidden
+                t.add_row(n, "", f"[red]failed to import: {escape(str(exc))}[/]")
+                continue
             t.add_row(n, getattr(cls, "headline", ""), (cls.__doc__ or "").strip().split("\n")[0])
         console.print(t)
     else:
@@ -171,7 +177,7 @@ def show(
     try:
         record = load_run(run_id, results)
     except ResultsError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if cell is None:
         console.print(summary_table(record))

@@ -273,7 +273,7 @@ def _sweep(s: ScenarioRef) -> list[dict[str, Any]]:
 
 
 def _slug(v: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")
 
 
 def cell_id(cell: CellSpec) -> str:
