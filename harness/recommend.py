@@ -346,7 +346,7 @@ def _size_offline(req: RecommendRequest, cost: Any, profile: Any, rate: float, d
     if mlperf is not None and slo is None:
         ref = reference_for(profile.id, mlperf, "Offline")
         if ref is not None:
-            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype=dtype, batch=0,
+            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype="as-submitted", batch=0,
                           delay_ms=None, capacity=ref, p99=None, provenance="reference",
                           rate_unit=ref.unit, notes="MLPerf Offline result (vendor-tuned stack)")
     bmax = pj.max_batch(cost, profile, dtype)
@@ -384,7 +384,7 @@ def _size_online(req: RecommendRequest, cost: Any, profile: Any, rate: float, dt
         bound = SERVER_BOUNDS_MS.get(mlperf, {}).get("p99")
         ref = reference_for(profile.id, mlperf, "Server")
         if ref is not None and bound is not None and slo >= bound:
-            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype=dtype, batch=0, delay_ms=None,
+            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype="as-submitted", batch=0, delay_ms=None,
                           capacity=ref,
                           p99=Metric(value=bound, unit="ms", provenance=ref.provenance, ci_low=None,
                                      ci_high=bound, method=f"MLPerf Server bound (p99 <= {bound} ms) met by the result"),
@@ -440,7 +440,7 @@ def _size_tokens(req: RecommendRequest, cost: Any, profile: Any, rate: float, dt
         b = SERVER_BOUNDS_MS["llama2-70b"]
         ref = reference_for(profile.id, mlperf, "Server")
         if ref is not None and tpot_slo >= b["tpot_p99"] and ttft_slo >= b["ttft_p99"]:
-            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype=dtype, batch=0, delay_ms=None,
+            return _Sized(devices=_devices(rate, ref.ci_low or ref.value), dtype="as-submitted", batch=0, delay_ms=None,
                           capacity=ref, provenance="reference", rate_unit="tokens/s",
                           ttft=Metric(value=b["ttft_p99"], unit="ms", provenance=ref.provenance,
                                       ci_high=b["ttft_p99"], method="MLPerf Server TTFT bound"),
