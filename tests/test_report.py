@@ -48,8 +48,8 @@ def test_report_renders_on_a_real_run(two_runs: tuple[Path, str, str], tmp_path:
     assert "Performance gate" in md  # the gate against the baseline is included
     for p in files.images:
         assert f"]({p.name})" in md
-    for cell in ("tabular-mlp-tiny.null.offline.bs1", "tabular-mlp-tiny.null.single-stream.bs1"):
-        assert cell in md and cell in page
+    for spec in (fast_cell(backend="null", scenario="offline"), fast_cell(backend="null", scenario="single-stream")):
+        assert spec.cell_id in md and spec.cell_id in page
 
 
 def test_report_cli(two_runs: tuple[Path, str, str], tmp_path: Path) -> None:
