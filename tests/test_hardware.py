@@ -120,7 +120,12 @@ def test_unmatched_host_gets_local_profile_with_estimates_labelled() -> None:
     assert p.id.startswith("local-") and p.kind == "cpu"
     assert p.tdp_w == 28.0 and p.idle_w == pytest.approx(8.4)  # 7 W x 4 physical cores, 30 %
     assert set(p.estimated) == {"tdp_w", "idle_w"} and "7 W" in p.notes
-    assert p.prices == []
+    # price: 8 hardware threads x the median USD per thread-hour of the shipped CPU profiles
+    (price,) = p.prices
+    assert price.uncertain and price.provider == "estimate" and price.source.startswith("estimate:")
+    per_thread = sorted(q.prices[-1].usd_per_device_hour / q.threads for q in load_profiles().values()
+                        if q.kind == "cpu" and q.prices and q.threads)
+    assert per_thread[0] * 8 <= price.usd_per_device_hour <= per_thread[-1] * 8
 
 
 def test_overrides_replace_estimates(tmp_path: Path) -> None:
