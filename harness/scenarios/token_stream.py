@@ -32,7 +32,6 @@ Raw rows: per request ``scheduled_ns``, ``issued_ns`` (service start), ``first_t
 from __future__ import annotations
 
 import math
-import os
 import queue
 import sys
 import threading
@@ -44,10 +43,10 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from harness import arrivals
-from harness.clock import SPIN_NS, now_ns
+from harness.clock import now_ns
 from harness.metrics import Metric
 from harness.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.scenarios.online import LATE_FRACTION, LATE_NS
+from harness.scenarios.online import ISSUE_SPIN_NS, LATE_FRACTION, LATE_NS, SWITCH_INTERVAL_S
 
 Length = int | tuple[int, int]
 
@@ -214,19 +213,18 @@ def run_open(backend: Any, prompts: list[np.ndarray], olens: np.ndarray, offsets
     for t in threads:
         t.start()
     start = clock() + 2_000_000
-    sleep, yld = time.sleep, os.sched_yield
+    sleep = time.sleep
     old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(old_switch, 1e-4))
+    sys.setswitchinterval(min(old_switch, SWITCH_INTERVAL_S))
     try:
         for i, off in enumerate(offsets_ns.tolist()):
             target = start + off
             rec.scheduled[i] = target
             t = clock()
-            if target - t > SPIN_NS:
-                sleep((target - t - SPIN_NS) * 1e-9)
+            if target - t > ISSUE_SPIN_NS:
+                sleep((target - t - ISSUE_SPIN_NS) * 1e-9)
                 t = clock()
             while t < target:
-                yld()
                 t = clock()
             rec.issued[i] = t
             q.put(i)
