@@ -1,13 +1,13 @@
 """Simulator vs the real online scenario on this machine (tiny model, torch backend).
 
-1. Measure the offline batch-latency curve (batch 1, 2, 4, 8) of ``tabular_mlp:tiny`` with
+1. Measure the offline batch-latency curve (batch 1, 2, 4, 8) of ``resnet50:tiny`` with
    the torch backend through :func:`harness.runner.run_cells`.
 2. Feed the curve (p50 batch latency per size) to :mod:`harness.simulate`.
 3. Run the real ``online`` scenario at three loads (about 20 %, 50 % and 85 % of the
    simulated capacity) with the same batcher settings, and compare p50 / p99.
 
 Target: |error| <= 15 % at p50 and <= 25 % at p99 below saturation. Prints a Markdown table.
-Usage: ``python benchmarks/bench_simulator_validation.py [--model tabular_mlp] [--duration 4]``
+Usage: ``python benchmarks/bench_simulator_validation.py [--model resnet50] [--duration 4]``
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from harness.simulate import ServiceCurve, simulate_online
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="tabular_mlp")
+    ap.add_argument("--model", default="resnet50")
     ap.add_argument("--size", default="tiny")
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--max-batch", type=int, default=8)
@@ -55,8 +55,8 @@ def main() -> None:
                                                   "max_duration_s": args.duration * 4 + 10}})
               for f in loads.values()]
     rec2 = run_cells(online, name="simval-online", root=root)
-    print("| load | QPS | real p50 ms | sim p50 ms | p50 err | real p99 ms | sim p99 ms | p99 err | real batch | sim batch |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| load | QPS | real p50 ms | sim p50 ms | p50 err | real p99 ms | sim p99 ms | p99 err | real batch | sim batch | real service p50 ms | generator kept up |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (label, _), c in zip(loads.items(), rec2.cells):
         if c.status != "ok":
             print(f"| {label} | - | failed: {c.error} |")
@@ -67,7 +67,8 @@ def main() -> None:
         e50, e99 = (s.p50_ms - r50) / r50, (s.p99_ms - r99) / r99
         rb = c.metric("batch_size_mean")
         print(f"| {label} | {q:.0f} | {r50:.3f} | {s.p50_ms:.3f} | {e50:+.0%} | {r99:.3f} | {s.p99_ms:.3f} | "
-              f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} |")
+              f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} | "
+              f"{c.metric('service_time_p50')} | {c.validity.get('generator_kept_up')} |")
     print(f"\nresults kept in {root}")
 
 
