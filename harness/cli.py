@@ -199,6 +199,9 @@ def _mount_optional() -> None:
     from harness.cli_profiles import profiles_app
 
     app.add_typer(profiles_app, name="profiles", help="hardware profiles: list, show, validate")
+    from harness.cli_recommend import recommend_command
+
+    app.command("recommend")(recommend_command)
 
 
 def main() -> None:
