@@ -18,7 +18,9 @@ Method (per cell x metric)
   direction *and* the corrected p-value is below ``alpha``; ``improvement`` symmetrically
   (the good-side bound is the reciprocal of the bad-side bound, so verdicts mirror);
   ``no change`` when the whole interval lies inside the threshold band; otherwise
-  ``inconclusive``.
+  ``inconclusive``. A cell whose baseline or current measurement failed the steady-state check
+  (``validity["steady_state"]``, perf_analyzer's max/min <= 1.10 rule) cannot be a regression
+  or an improvement: its verdict is ``inconclusive`` with a note.
 * Minimum detectable effect (``mde``): half the width of the interval of the log ratio,
   expressed as a relative change, ``exp((log_hi - log_lo) / 2) - 1``: changes smaller than
   this cannot be told apart from no change with these samples.
@@ -151,8 +153,9 @@ def parse_rule(text: str) -> Rule:
             f"rule {text!r}: {metric.name} is {metric.direction}-is-better, so a regression is a "
             f"{'rise' if bad == '+' else 'fall'}; write {metric.name}:{bad}{pct:g}%"
         )
-    if not (0 <= pct < 100):
-        raise GateError(f"rule {text!r}: threshold must be in [0, 100) %, got {pct:g}%")
+    limit = 100.0 if metric.direction == "higher" else 10_000.0
+    if not (0 <= pct < limit):
+        raise GateError(f"rule {text!r}: threshold must be in [0, {limit:g}) %, got {pct:g}%")
     return Rule(metric, pct / 100.0)
 
 
@@ -525,6 +528,8 @@ def compare_runs(
                 pending.append(_placeholder(cid, r, alpha, "inconclusive", f"baseline cell {bc.status}"))
             continue
         braw, craw = baseline.raw(cid), current.raw(cid)
+        unstable = [name for name, c in (("baseline", bc), ("current", cc))
+                    if c.validity.get("steady_state") is False]
         for r in rules:
             if not r.metric.applies_to(cc.spec.scenario):
                 pending.append(_placeholder(cid, r, alpha, "not applicable",
@@ -535,13 +540,17 @@ def compare_runs(
                 pending.append(_placeholder(cid, r, alpha, "inconclusive",
                                             f"too few samples ({bs.size} baseline, {cs.size} current)"))
                 continue
-            pending.append(compare_samples(bs, cs, r.metric, r.threshold, alpha, n_draws=n_draws,
-                                           seed=seed, cell_id=cid))
+            v = compare_samples(bs, cs, r.metric, r.threshold, alpha, n_draws=n_draws, seed=seed, cell_id=cid)
+            if unstable:
+                v = replace(v, note=f"unstable measurement ({' and '.join(unstable)} failed the steady-state check)")
+            pending.append(v)
     adj = holm_correct([v.p_value for v in pending])
     for v, pa in zip(pending, adj):
         if math.isfinite(v.p_value):
-            v = replace(v, p_adjusted=float(pa),
-                        verdict=decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha))
+            verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha)
+            if verdict in ("regression", "improvement") and v.note.startswith("unstable"):
+                verdict = "inconclusive"
+            v = replace(v, p_adjusted=float(pa), verdict=verdict)
         report.verdicts.append(v)
     return report
 

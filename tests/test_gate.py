@@ -28,7 +28,7 @@ def _cell(scenario: str = "single-stream", bs: int = 1, model: str = "tabular_ml
 
 
 def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int | None = None,
-             status: dict | None = None) -> Path:
+             status: dict | None = None, steady: bool = True) -> Path:
     """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)]."""
     rng = np.random.default_rng(seed)
     rec = RunRecord(run_id=name, suite_name="t")
@@ -46,7 +46,8 @@ def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int |
         bs = int(spec.scenario_options.get("batch_size", 1))
         write_table(run_dir / raw, {"query_id": np.arange(N), "batch_size": np.full(N, bs),
                                     "scheduled_ns": sched, "issued_ns": sched, "completed_ns": sched + lat})
-        rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="ok", raw_file=raw))
+        rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="ok", raw_file=raw,
+                                    validity={"steady_state": steady}))
     save_run(rec, root)
     return run_dir
 
@@ -199,6 +200,14 @@ def test_failed_current_cell_fails_the_gate(runs) -> None:
     rep = gate.compare_runs(a, b)
     assert rep.exit_code == gate.EXIT_REGRESSION
     assert any(v.verdict == "failed" and "crashed" in v.note for v in rep.verdicts)
+
+
+def test_unstable_measurement_is_inconclusive(runs) -> None:
+    rep = gate.compare_runs(runs("a"), runs("u", f_ss=1.3, seed=3, steady=False),
+                            gate.parse_rules(["median_latency:+5%"]))
+    assert rep.exit_code == gate.EXIT_PASS
+    assert all(v.verdict in ("inconclusive", "no change") and "steady-state" in v.note for v in rep.verdicts)
+    assert any(v.verdict == "inconclusive" for v in rep.verdicts)
 
 
 def test_throughput_not_gated_for_open_loop() -> None:

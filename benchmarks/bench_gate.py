@@ -1,0 +1,146 @@
+"""Regression gate: false-alarm rate (A/A) and detection power (injected slowdowns).
+
+One real cell (``tabular_mlp`` tiny through the torch backend, single-stream, ~1 s per
+measurement) is measured repeatedly in rounds; each round measures, in turn, the plain
+backend (A), the backend slowed by 5 % and by 10 % (a wrapper that spins for that fraction of
+each query's own service time). Rounds interleave the three so drift on a shared machine
+hits all of them.
+
+* Calibration: the first ``CALIBRATION`` A runs go through :func:`harness.gate.noise_from_runs`;
+  the gate thresholds are its suggestions (worst cell per metric), never tuned on the
+  evaluation pairs.
+* A/A: every pair of the remaining A runs (earlier = baseline) through
+  :func:`harness.gate.compare_runs`; a false alarm is a failing gate. Target <= 1 %.
+* Detection: every (A, slowed) pair; detected = failing gate. Targets >= 80 % at +5 %,
+  >= 95 % at +10 %.
+
+Prints a Markdown table; exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.clock import now_ns
+from harness.gate import LoadedRun, compare_runs, gate_metric, noise_from_runs, parse_rules
+from harness.records import CellSpec, RunRecord
+from harness.results import save_run
+from harness.worker import execute_cell
+
+CALIBRATION = 6
+METRICS = ("median_latency", "p99_latency", "throughput")
+
+
+class SlowdownBackend:
+    """Wraps a loaded backend; each ``infer`` spins for ``fraction`` of its own duration."""
+
+    def __init__(self, inner: Any, fraction: float) -> None:
+        self._inner = inner
+        self._fraction = fraction
+
+    def infer(self, prepared: Any) -> Any:
+        t0 = now_ns()
+        out = self._inner.infer(prepared)
+        t1 = now_ns()
+        end = t1 + int((t1 - t0) * self._fraction)
+        while now_ns() < end:
+            pass
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def spec(seconds: float) -> CellSpec:
+    return CellSpec(
+        model="tabular_mlp", size="tiny", backend="torch", backend_options={"threads": 1},
+        scenario="single-stream", parity=False,
+        scenario_options={"batch_size": 1, "stop": {"min_duration_s": seconds, "min_queries": 200,
+                                                    "max_duration_s": seconds * 5, "warmup_s": 0.3,
+                                                    "warmup_queries": 50}},
+    )
+
+
+def measure(root: Path, name: str, cell: CellSpec, fraction: float) -> LoadedRun:
+    rec = RunRecord(run_id=name, suite_name="bench-gate")
+    wrap = (lambda b: SlowdownBackend(b, fraction)) if fraction else None
+    c = execute_cell(cell, root / name, None, meters=[], wrap_backend=wrap)
+    if c.status != "ok":
+        raise SystemExit(f"cell failed: {c.status}: {c.error}")
+    rec.cells.append(c)
+    rec.status = "complete"
+    save_run(rec, root)
+    return LoadedRun(rec, root / name, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=22, help="rounds of (A, +5 %%, +10 %%) measurements")
+    ap.add_argument("--seconds", type=float, default=1.0, help="measurement duration per run")
+    args = ap.parse_args(argv)
+    cell = spec(args.seconds)
+    try:
+        from harness.backends.torch_backend import TorchBackend
+
+        ok, why = TorchBackend.available()
+    except Exception as exc:  # pragma: no cover - environment without torch
+        ok, why = False, str(exc)
+    if not ok:
+        print(f"torch backend unavailable: {why}")
+        return 0
+    t_start = time.monotonic()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        root = Path(tmp)
+        a_runs: list[LoadedRun] = []
+        slow: dict[float, list[LoadedRun]] = {0.05: [], 0.10: []}
+        for i in range(args.rounds):
+            a_runs.append(measure(root, f"a{i:02d}", cell, 0.0))
+            for f in slow:
+                slow[f].append(measure(root, f"s{int(f * 100)}-{i:02d}", cell, f))
+            print(f"round {i + 1}/{args.rounds} done ({time.monotonic() - t_start:.0f} s)", file=sys.stderr)
+
+        calib, evaluation = a_runs[:CALIBRATION], a_runs[CALIBRATION:]
+        noise = noise_from_runs(calib, [gate_metric(m) for m in METRICS], false_alarm_rate=0.01)
+        thr = {r.metric: r.suggested_threshold for r in noise}
+        sign = {"median_latency": "+", "p99_latency": "+", "throughput": "-"}
+        rule_text = [f"{m}:{sign[m]}{thr[m] * 100:g}%" for m in METRICS if m in thr]
+        rules = parse_rules(rule_text)
+
+        aa_pairs = list(itertools.combinations(evaluation, 2))
+        aa_fail = sum(compare_runs(b, c, rules).exit_code != 0 for b, c in aa_pairs)
+        unstable = sum(r.record.cells[0].validity.get("steady_state") is False for r in a_runs + slow[0.05] + slow[0.10])
+        detect: dict[float, tuple[int, int]] = {}
+        for f, runs in slow.items():
+            pairs = [(a, s) for a in evaluation for s in runs[CALIBRATION:]]
+            hits = sum(compare_runs(a, s, rules).exit_code == 1 for a, s in pairs)
+            detect[f] = (hits, len(pairs))
+        med = [float(r.record.cells[0].metrics["latency_p50"].value) for r in a_runs]
+
+    aa_rate = aa_fail / len(aa_pairs)
+    d5 = detect[0.05][0] / detect[0.05][1]
+    d10 = detect[0.10][0] / detect[0.10][1]
+    print(f"\n### Regression gate: false alarms and detection ({cell.cell_id}, {args.seconds:g} s per run)\n")
+    print(f"Thresholds from {CALIBRATION} calibration runs (`harness gate calibrate-noise` method): "
+          + ", ".join(f"`{r}`" for r in rule_text) + f"; alpha 0.01, Holm over {len(rules)} metrics.\n")
+    print("| comparison | pairs | gate failed | rate | target | ok |")
+    print("|---|---|---|---|---|---|")
+    print(f"| A/A (same cell) | {len(aa_pairs)} | {aa_fail} | {aa_rate:.1%} | <= 1% | {'yes' if aa_rate <= 0.01 else 'NO'} |")
+    print(f"| +5% service time | {detect[0.05][1]} | {detect[0.05][0]} | {d5:.1%} | >= 80% | {'yes' if d5 >= 0.8 else 'NO'} |")
+    print(f"| +10% service time | {detect[0.10][1]} | {detect[0.10][0]} | {d10:.1%} | >= 95% | {'yes' if d10 >= 0.95 else 'NO'} |")
+    print(f"\nA runs: median latency {min(med) * 1e3:.1f}-{max(med) * 1e3:.1f} us over {len(med)} runs; "
+          f"{unstable} of {3 * args.rounds} runs failed the steady-state check (their comparisons are inconclusive); "
+          f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after on {os.cpu_count()} CPUs; "
+          f"wall time {time.monotonic() - t_start:.0f} s.")
+    return 0 if (aa_rate <= 0.01 and d5 >= 0.8 and d10 >= 0.95) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
