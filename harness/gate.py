@@ -18,9 +18,10 @@ Method (per cell x metric)
   direction *and* the corrected p-value is below ``alpha``; ``improvement`` symmetrically
   (the good-side bound is the reciprocal of the bad-side bound, so verdicts mirror);
   ``no change`` when the whole interval lies inside the threshold band; otherwise
-  ``inconclusive``. A cell whose baseline or current measurement failed the steady-state check
-  (``validity["steady_state"]``, perf_analyzer's max/min <= 1.10 rule) cannot be a regression
-  or an improvement: its verdict is ``inconclusive`` with a note.
+  ``inconclusive``. Interference from other processes only ever slows a run down, so a current
+  run that failed the steady-state check (``validity["steady_state"]``, perf_analyzer's
+  max/min <= 1.10 rule) cannot prove a regression, and an unstable baseline cannot prove an
+  improvement: those verdicts become ``inconclusive`` with a note.
 * Minimum detectable effect (``mde``): half the width of the interval of the log ratio,
   expressed as a relative change, ``exp((log_hi - log_lo) / 2) - 1``: changes smaller than
   this cannot be told apart from no change with these samples.
@@ -465,6 +466,10 @@ METHOD_SUMMARY = (
 )
 
 
+def _ph(cell_id: str, rule: Rule, alpha: float, verdict: Verdict, note: str) -> tuple[MetricVerdict, bool, bool]:
+    return _placeholder(cell_id, rule, alpha, verdict, note), False, False
+
+
 def _placeholder(cell_id: str, rule: Rule, alpha: float, verdict: Verdict, note: str) -> MetricVerdict:
     m = rule.metric
     nan = math.nan
@@ -513,7 +518,7 @@ def compare_runs(
     matched = [i for i in c_ids if i in set(b_ids)]
     if not matched:
         raise GateError(f"no cells in common between {baseline.path} and {current.path}")
-    pending: list[MetricVerdict] = []
+    pending: list[tuple[MetricVerdict, bool, bool]] = []
     for cid in matched:
         bc, cc = br.cell(cid), cr.cell(cid)
         if bc.spec.model_dump(exclude={"timeout_s"}) != cc.spec.model_dump(exclude={"timeout_s"}):
@@ -521,34 +526,37 @@ def compare_runs(
         if cc.status != "ok":
             for r in rules:
                 v: Verdict = "failed" if bc.status == "ok" else "inconclusive"
-                pending.append(_placeholder(cid, r, alpha, v, f"current cell {cc.status}: {cc.error or ''}".strip()))
+                pending.append(_ph(cid, r, alpha, v, f"current cell {cc.status}: {cc.error or ''}".strip()))
             continue
         if bc.status != "ok":
             for r in rules:
-                pending.append(_placeholder(cid, r, alpha, "inconclusive", f"baseline cell {bc.status}"))
+                pending.append(_ph(cid, r, alpha, "inconclusive", f"baseline cell {bc.status}"))
             continue
         braw, craw = baseline.raw(cid), current.raw(cid)
-        unstable = [name for name, c in (("baseline", bc), ("current", cc))
-                    if c.validity.get("steady_state") is False]
+        b_unstable = bc.validity.get("steady_state") is False
+        c_unstable = cc.validity.get("steady_state") is False
         for r in rules:
             if not r.metric.applies_to(cc.spec.scenario):
-                pending.append(_placeholder(cid, r, alpha, "not applicable",
+                pending.append(_ph(cid, r, alpha, "not applicable",
                                             f"{r.metric.name} is not gated for scenario {cc.spec.scenario}"))
                 continue
             bs, cs = cell_samples(braw, r.metric), cell_samples(craw, r.metric)
             if bs.size < 2 or cs.size < 2:
-                pending.append(_placeholder(cid, r, alpha, "inconclusive",
+                pending.append(_ph(cid, r, alpha, "inconclusive",
                                             f"too few samples ({bs.size} baseline, {cs.size} current)"))
                 continue
             v = compare_samples(bs, cs, r.metric, r.threshold, alpha, n_draws=n_draws, seed=seed, cell_id=cid)
-            if unstable:
-                v = replace(v, note=f"unstable measurement ({' and '.join(unstable)} failed the steady-state check)")
-            pending.append(v)
-    adj = holm_correct([v.p_value for v in pending])
-    for v, pa in zip(pending, adj):
+            if b_unstable or c_unstable:
+                who = " and ".join(n for n, u in (("baseline", b_unstable), ("current", c_unstable)) if u)
+                v = replace(v, note=f"unstable measurement ({who} failed the steady-state check)")
+            pending.append((v, b_unstable, c_unstable))
+    adj = holm_correct([v.p_value for v, _, _ in pending])
+    for (v, b_unstable, c_unstable), pa in zip(pending, adj):
         if math.isfinite(v.p_value):
             verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha)
-            if verdict in ("regression", "improvement") and v.note.startswith("unstable"):
+            # interference only ever slows a run down: an unstable current run cannot prove a
+            # regression, an unstable baseline cannot prove an improvement
+            if (verdict == "regression" and c_unstable) or (verdict == "improvement" and b_unstable):
                 verdict = "inconclusive"
             v = replace(v, p_adjusted=float(pa), verdict=verdict)
         report.verdicts.append(v)
