@@ -1,0 +1,42 @@
+"""Regressions page: one metric of one cell over the history of runs, with the gate's
+verdict of each run against the one before it."""
+
+import streamlit as st
+
+from harness.app import charts, data, ui
+from harness.gate import DEFAULT_RULES, GateError
+
+st.session_state["page"] = "regressions"
+st.title("Regressions")
+loaded = ui.require_runs()
+if loaded is not None:
+    runs, _ = loaded
+    ids = data.cell_history_ids(runs)
+    c1, c2 = st.columns([2, 1])
+    cell_id = c1.selectbox("cell", ids, key="reg-cell")
+    names = data.history_metrics(runs, cell_id)
+    default = names.index("latency_p99") if "latency_p99" in names else 0
+    metric = c2.selectbox("metric", names, index=default, key="reg-metric") if names else None
+    hist = data.metric_history(runs, cell_id, metric) if metric else None
+    if hist is None or hist["value"].notna().sum() == 0:
+        st.info("This cell has no value for that metric in any run.")
+    else:
+        rules_text = st.text_input("gate rules", ", ".join(DEFAULT_RULES), key="reg-rules",
+                                   help="METRIC:+N% (latency) or METRIC:-N% (throughput); harness gate syntax")
+        gate = st.checkbox("gate each run against the previous one", value=True, key="reg-gate")
+        verdicts = None
+        if gate and len(hist) > 1:
+            try:
+                rules = [r.strip() for r in rules_text.split(",") if r.strip()]
+                with st.spinner("running the gate ..."):
+                    verdicts = data.gate_history(ui.results_root(), hist, cell_id, rules)
+            except GateError as exc:
+                st.error(f"gate rules: {exc}")
+        st.altair_chart(charts.history_chart(hist, metric, verdicts), width="stretch")
+        st.caption(f"{len(hist)} run(s) with cell `{cell_id}`; colour = worst gate verdict against the run before.")
+        st.dataframe(hist.drop(columns=["time"]), hide_index=True, width="stretch")
+        if verdicts is not None:
+            st.subheader("Gate verdicts")
+            st.dataframe(verdicts, hide_index=True, width="stretch")
+        elif len(hist) < 2:
+            st.caption("One run only: the gate needs a baseline run with the same cell.")

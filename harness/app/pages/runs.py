@@ -1,0 +1,43 @@
+"""Runs page: every run in the results store, filters, and each run's environment manifest."""
+
+import streamlit as st
+
+from harness.app import data, ui
+
+st.session_state["page"] = "runs"
+st.title("Runs")
+loaded = ui.require_runs()
+if loaded is not None:
+    runs, _ = loaded
+    cells = data.all_cells(runs)
+    opts = data.filter_options(cells)
+    st.sidebar.header("Filters")
+    chosen = {col: st.sidebar.multiselect(col, opts[col], key=f"runs-f-{col}")
+              for col in ("model", "backend", "scenario", "hardware")}
+    dates = cells["date"].dropna()
+    lo, hi = (dates.min(), dates.max()) if not dates.empty else (None, None)
+    date_range = st.sidebar.date_input("date (UTC)", value=(lo, hi), key="runs-f-date") if lo else ()
+    d_from = date_range[0] if len(date_range) > 0 else None
+    d_to = date_range[1] if len(date_range) > 1 else None
+    shown = data.filter_cells(cells, date_from=d_from, date_to=d_to, **chosen)
+    run_ids = list(dict.fromkeys(shown["run_id"]))
+    table = data.runs_table([r for r in runs if r.run_id in run_ids])
+    st.subheader(f"{len(table)} run(s), {len(shown)} cell(s)")
+    st.dataframe(table, hide_index=True, width="stretch")
+
+    st.subheader("Cells")
+    cols = [c for c in ["run_id", "cell_id", "status", "valid", "model", "size", "backend", "device", "scenario",
+                        "batch_size", "throughput", "throughput__prov", "latency_p50", "latency_p99",
+                        "latency_p99__prov", "power_w", "power_w__prov", "usd_per_1m_inferences",
+                        "usd_per_1m_inferences__prov", "hardware", "error"] if c in shown.columns]
+    st.dataframe(shown[cols], hide_index=True, width="stretch")
+    ui.provenance_legend()
+
+    st.subheader("Environment manifest")
+    if run_ids:
+        rid = st.selectbox("run", run_ids, key="runs-env-run")
+        run = next(r for r in runs if r.run_id == rid)
+        st.caption(f"suite `{run.suite_name}` · status {run.status} · created {run.created_utc}")
+        st.dataframe(data.environment_table(run), hide_index=True, width="stretch", height=360)
+    else:
+        st.info("No run matches the filters.")

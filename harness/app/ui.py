@@ -1,0 +1,99 @@
+"""Streamlit pieces shared by the pages: the results root, the cached store, the message for
+unreadable runs, the provenance legend and the empty state with its demo-run button."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from harness.app import data
+
+PROVENANCE_HELP = (
+    "**Provenance** of every number: **measured** = happened on the benchmarked machine in that run; "
+    "**estimated** = a model applied to measurements (e.g. CPU watts from TDP x utilisation, list price); "
+    "**projected** = a model for hardware that was not present; **reference** = a published result "
+    "(MLPerf Inference)."
+)
+
+
+def results_root() -> Path:
+    """The results directory chosen when the app started (``--results`` after ``--``, or
+    ``$HARNESS_RESULTS``, or ``results``)."""
+    if "results_root" not in st.session_state:
+        st.session_state["results_root"] = str(data.resolve_results_root(sys.argv[1:]))
+    return Path(st.session_state["results_root"])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_runs(root: str, signature: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
+    from harness.results import list_runs
+
+    return list_runs(Path(root))
+
+
+def load_store() -> tuple[list[Any], list[str]]:
+    """Every readable run (newest first) and a message per unreadable one; re-read whenever a
+    ``run.json`` in the store changes."""
+    root = results_root()
+    return _cached_runs(str(root), data.store_signature(root))
+
+
+def show_store_errors(errors: list[str]) -> None:
+    if not errors:
+        return
+    with st.expander(f"⚠️ {len(errors)} run(s) in the results store could not be read and are left out",
+                     expanded=False):
+        for e in errors:
+            st.warning(e)
+
+
+def provenance_legend() -> None:
+    st.caption(PROVENANCE_HELP)
+
+
+def empty_state(root: Path, key: str = "demo") -> None:
+    """What to do when the store holds no runs: the commands, and a button that runs the
+    demo suite here with a progress bar."""
+    st.info(
+        f"No benchmark results in `{root}` yet. Produce some with\n\n"
+        f"```\nmake run                                   # quick suite\n"
+        f"harness run workloads/suites/quick.yaml --results {root}\n```\n\n"
+        "or run the ~20-second demo suite (a tiny MLP on the null and PyTorch backends) from here."
+    )
+    if st.button("▶ Run the demo suite", key=f"{key}-run", type="primary"):
+        run_demo(root)
+
+
+def run_demo(root: Path) -> None:
+    from harness.runner import run_suite
+    from harness.spec import SpecError
+
+    bar = st.progress(0.0, text="starting the demo suite ...")
+
+    def progress(i: int, n: int, spec: Any, cell: Any) -> None:
+        state = "" if cell is None else f" - {cell.status}"
+        bar.progress(min(i / max(n, 1), 1.0), text=f"{i}/{n} cells · {spec.cell_id}{state}")
+
+    try:
+        record = run_suite(data.DEMO_SUITE, root=root, progress=progress)
+    except (SpecError, OSError, ValueError) as exc:
+        st.error(f"The demo suite could not run: {exc}")
+        return
+    ok = sum(c.status == "ok" for c in record.cells)
+    bar.progress(1.0, text=f"done: {ok}/{len(record.cells)} cells ok")
+    st.success(f"Saved run {record.run_id} in {root}.")
+    st.cache_data.clear()
+    st.rerun()
+
+
+def require_runs() -> tuple[list[Any], list[str]] | None:
+    """Load the store; with no readable runs show the empty state and return None."""
+    runs, errors = load_store()
+    show_store_errors(errors)
+    if not runs:
+        empty_state(results_root(), key=f"demo-{st.session_state.get('page', 'page')}")
+        return None
+    return runs, errors
