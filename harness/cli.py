@@ -73,10 +73,22 @@ def summary_table(record: Any, title: str | None = None) -> Table:
                                                "[yellow]no: " + ", ".join(k for k, v in c.validity.items() if not v) + "[/]")
         t.add_row(
             c.cell_id, status, _fmt(thr), _fmt(val("latency_p50")), _fmt(val("latency_p99")), headline,
-            _fmt(val("power_w")), _fmt(val("energy_per_inference_j")), _fmt(val("usd_per_1m_inferences")),
+            _fmt(val("power_w")), *_per_unit(m),
             _prov(m["power_w"].provenance if "power_w" in m else None), valid,
         )
     return t
+
+
+def _per_unit(m: dict[str, Any]) -> tuple[str, str]:
+    """J and $/1M per inference, or per generated token for token streams."""
+    def v(name: str) -> Any:
+        return m[name].value if name in m else None
+
+    if v("energy_per_inference_j") is None and v("usd_per_1m_inferences") is None and (
+        v("energy_per_token_j") is not None or v("usd_per_1m_tokens") is not None
+    ):
+        return f"{_fmt(v('energy_per_token_j'))}/tok", f"{_fmt(v('usd_per_1m_tokens'))}/tok"
+    return _fmt(v("energy_per_inference_j")), _fmt(v("usd_per_1m_inferences"))
 
 
 @app.command()
@@ -199,6 +211,9 @@ def _mount_optional() -> None:
     from harness.cli_profiles import profiles_app
 
     app.add_typer(profiles_app, name="profiles", help="hardware profiles: list, show, validate")
+    from harness.cli_gate import gate_app
+
+    app.add_typer(gate_app, name="gate", help="regression gate: compare, baselines, noise calibration, reports")
     from harness.cli_recommend import recommend_command
 
     app.command("recommend")(recommend_command)
