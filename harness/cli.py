@@ -54,17 +54,7 @@ def summary_table(record: Any, title: str | None = None) -> Table:
         def val(name: str) -> Any:
             return m[name].value if name in m else None
 
-        headline = "-"
-        if "latency_early_stop" in m:
-            headline = f"p90es {_fmt(val('latency_early_stop'))} ms"
-        elif "peak_qps" in m:
-            headline = f"peak {_fmt(val('peak_qps'))} qps"
-        elif "ttft_p50" in m:
-            headline = f"TTFT {_fmt(val('ttft_p50'))} / TPOT {_fmt(val('tpot_p50'))} ms"
-        elif "deadline_miss_rate" in m:
-            headline = f"miss {_fmt(val('deadline_miss_rate'))}"
-        elif "achieved_qps" in m:
-            headline = f"{_fmt(val('achieved_qps'))} qps"
+        headline = _headline(m)
         thr = val("throughput") or val("output_tokens_per_s")
         status = {"ok": "[green]ok[/]"}.get(c.status, f"[red]{c.status}[/]")
         if c.status != "ok" and c.error:
@@ -77,6 +67,28 @@ def summary_table(record: Any, title: str | None = None) -> Table:
             _prov(m["power_w"].provenance if "power_w" in m else None), valid,
         )
     return t
+
+
+def _headline(m: dict[str, Any]) -> str:
+    """The scenario's headline figure, named."""
+    import re
+
+    def v(name: str) -> str:
+        return _fmt(m[name].value) if name in m else "-"
+
+    es = ""
+    if "latency_early_stop" in m:
+        q = re.search(r"p\d+(?:\.\d+)?", m["latency_early_stop"].method or "")
+        es = f"{q.group(0) if q else 'pXX'} (early stop) {v('latency_early_stop')} ms"
+    if "peak_qps" in m:
+        return f"peak {v('peak_qps')} qps" + (f"; {es}" if es else "")
+    if "ttft_p50" in m:
+        return f"TTFT {v('ttft_p50')} / TPOT {v('tpot_p50')} ms"
+    if "deadline_miss_rate" in m:
+        return f"deadline miss {v('deadline_miss_rate')}"
+    if "achieved_qps" in m:
+        return f"{v('achieved_qps')} of {v('offered_qps')} qps" + (f"; {es}" if es else "")
+    return es or "-"
 
 
 def _per_unit(m: dict[str, Any]) -> tuple[str, str]:
