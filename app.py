@@ -1,4 +1,4 @@
-"""Streamlit entry point: ``harness app`` or
+"""Streamlit entry point (page URLs follow the page file names: /compare, /recommend, ...): ``harness app`` or
 ``streamlit run app.py -- --results DIR`` (default ``$HARNESS_RESULTS`` or ``results/``).
 
 A thin shell around ``st.navigation``: each page is a script in ``harness/app/pages/`` that
@@ -9,14 +9,14 @@ import streamlit as st
 
 from harness.app.ui import results_root
 
-st.set_page_config(page_title="Inference harness", page_icon="⏱️", layout="wide")
+st.set_page_config(page_title="Inference harness", page_icon=":material/speed:", layout="wide")
 
 PAGES = [
-    st.Page("harness/app/pages/runs.py", title="Runs", icon="📋", url_path="runs", default=True),
-    st.Page("harness/app/pages/compare.py", title="Compare", icon="📊", url_path="compare"),
-    st.Page("harness/app/pages/recommend.py", title="Recommend", icon="🧭", url_path="recommend"),
-    st.Page("harness/app/pages/regressions.py", title="Regressions", icon="📈", url_path="regressions"),
-    st.Page("harness/app/pages/upload.py", title="Upload", icon="⬆️", url_path="upload"),
+    st.Page("harness/app/pages/runs.py", title="Runs", icon=":material/table_view:", default=True),
+    st.Page("harness/app/pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("harness/app/pages/recommend.py", title="Recommend", icon=":material/recommend:"),
+    st.Page("harness/app/pages/regressions.py", title="Regressions", icon=":material/trending_up:"),
+    st.Page("harness/app/pages/upload.py", title="Upload", icon=":material/upload_file:"),
 ]
 
 page = st.navigation(PAGES)

@@ -23,7 +23,11 @@ from harness.results import list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
-HISTORY_CELL = "tabular_mlp-tiny.null.offline.bs1"
+
+
+def _history_cell(spec) -> bool:
+    """The cell run twice (a small online cell: quick to run and to gate)."""
+    return spec.backend == "null" and spec.scenario == "online" and spec.scenario_options.get("target_qps") == 100
 
 
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -38,7 +42,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root.mkdir(parents=True)
         first = run_suite(data.DEMO_SUITE, root=root)
         assert all(c.status == "ok" for c in first.cells), [(c.cell_id, c.error) for c in first.cells]
-        second = run_suite(data.DEMO_SUITE, root=root, only=lambda c: c.cell_id == HISTORY_CELL)
+        second = run_suite(data.DEMO_SUITE, root=root, only=_history_cell)
         assert [c.status for c in second.cells] == ["ok"]
         done.touch()
     return root
@@ -54,9 +58,9 @@ def _app(root: Path, page: str | None = None):
 
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["results_root"] = str(root)
-    at.run()
     if page is not None:
-        at.switch_page(f"harness/app/pages/{page}.py").run()
+        at.switch_page(f"harness/app/pages/{page}.py")
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -85,13 +89,14 @@ def test_runs_page_lists_runs_filters_and_shows_the_environment(store: Path) -> 
     assert any(str(p).startswith("estimated") for p in cells_df["power_w__prov"])
 
     at.sidebar.multiselect(key="runs-f-backend").set_value(["torch"]).run()
-    _, filtered, _ = _frames(at)
+    torch_runs, filtered, _ = _frames(at)
     assert set(filtered["backend"]) == {"torch"} and 0 < len(filtered) < len(cells_df)
+    assert len(torch_runs) == 1  # the second run has no torch cell
 
     at.sidebar.multiselect(key="runs-f-backend").set_value([]).run()
     at.sidebar.multiselect(key="runs-f-scenario").set_value(["online"]).run()
     runs_only, online, _ = _frames(at)
-    assert set(online["scenario"]) == {"online"} and len(runs_only) == 1
+    assert set(online["scenario"]) == {"online"} and len(online) == 3 and len(runs_only) == 2
 
 
 def test_compare_page_shows_charts_and_provenance_for_chosen_cells(store: Path) -> None:
@@ -146,13 +151,19 @@ def test_recommend_page_returns_a_ranked_table_and_reports_bad_input(store: Path
 
 def test_regressions_page_shows_history_and_gate_verdicts(store: Path) -> None:
     at = _app(store, "regressions")
-    assert at.selectbox(key="reg-cell").value == HISTORY_CELL  # the cell in most runs comes first
+    runs, _ = list_runs(store)
+    history_cell = next(c.cell_id for c in runs[-1].cells if _history_cell(c.spec))
+    assert at.selectbox(key="reg-cell").value == history_cell  # the cell in most runs comes first
     hist, verdicts = _frames(at)[:2]
     assert len(hist) == 2 and hist["provenance"].notna().all()
     assert set(verdicts["verdict"]) <= {"regression", "improvement", "no change", "inconclusive", "not applicable",
                                         "failed"}
     assert len(verdicts) == 3  # the three default rules, one pair of runs
+    # closed-loop throughput is not gated for an open-loop cell
+    assert verdicts.set_index("metric").loc["throughput", "verdict"] == "not applicable"
 
+    at.radio(key="reg-x").set_value("commit").run()
+    assert not at.exception
     at.selectbox(key="reg-metric").set_value("throughput").run()
     thr = _frames(at)[0]
     assert not thr["value"].equals(hist["value"])
@@ -302,6 +313,14 @@ def test_latency_cdf_is_monotone_and_notes_cells_without_raw_data(store: Path, t
         assert g["latency_ms"].is_monotonic_increasing and g["cdf"].iloc[-1] == 1.0
     _, notes = data.latency_cdf(runs, keys[:1], tmp_path)  # raw files not there
     assert len(notes) == 1 and keys[0] in notes[0]
+
+
+def test_verdict_per_run_prefers_the_rule_on_the_shown_metric() -> None:
+    v = pd.DataFrame({"run_id": ["b", "b", "b", "c"],
+                      "metric": ["median_latency", "p99_latency", "throughput", "throughput"],
+                      "verdict": ["no change", "improvement", "regression", "no change"]})
+    assert data.verdict_per_run(v, "latency_p99") == {"b": "improvement", "c": "no change"}
+    assert data.verdict_per_run(v, "power_w") == {"b": "regression", "c": "no change"}  # worst of the pair
 
 
 def test_build_request_maps_the_form_and_names_bad_fields() -> None:

@@ -33,7 +33,8 @@ def percentile_bars(long: pd.DataFrame) -> Any:
     """Latency percentiles per cell with CI whiskers where the metric has an interval."""
     alt = _alt()
     base = alt.Chart(long).encode(
-        x=alt.X("metric:N", title=None, sort=["latency_p50", "latency_p90", "latency_p99"]),
+        x=alt.X("metric:N", title=None, sort=["latency_p50", "latency_p90", "latency_p99"],
+                axis=alt.Axis(labelAngle=0)),
         xOffset="key:N",
         color=alt.Color("key:N", title="cell", legend=_LEGEND),
     )
@@ -98,19 +99,21 @@ def metric_bars(long: pd.DataFrame, title: str) -> Any:
     ).resolve_scale(y="independent")
 
 
-def history_chart(hist: pd.DataFrame, metric: str, verdicts: pd.DataFrame | None = None) -> Any:
-    """``metric`` over runs (x: run time), CI whiskers, points coloured by the gate verdict
-    against the previous run where one was computed."""
+def history_chart(hist: pd.DataFrame, metric: str, verdicts: dict[str, str] | None = None,
+                  x_axis: str = "time") -> Any:
+    """``metric`` over runs with CI whiskers; points coloured by the gate verdict against the
+    previous run (``verdicts``: run id -> verdict). ``x_axis``: ``time`` (run time, UTC) or
+    ``commit`` (one slot per run, labelled by commit, in time order)."""
     alt = _alt()
     df = hist.dropna(subset=["value"]).copy()
     df["time"] = df["time"].astype(str)
-    if verdicts is not None and not verdicts.empty:
-        v = verdicts.groupby("run_id")["verdict"].agg(lambda s: _worst(list(s))).rename("verdict")
-        df = df.merge(v, left_on="run_id", right_index=True, how="left")
-        df["verdict"] = df["verdict"].fillna("baseline")
+    df["run"] = [f"{(c or 'no commit')[:8]} · {t[5:16]}" for c, t in zip(df["commit"], df["created_utc"])]
+    if verdicts:
+        df["verdict"] = [verdicts.get(r, "baseline") for r in df["run_id"]]
     else:
         df["verdict"] = "not gated"
-    enc_x = alt.X("time:T", title="run time (UTC)")
+    enc_x = (alt.X("time:T", title="run time (UTC)") if x_axis == "time" else
+             alt.X("run:O", title="commit · run time (UTC)", sort=list(df["run"]), axis=alt.Axis(labelAngle=-30)))
     line = alt.Chart(df).mark_line(color="gray").encode(x=enc_x, y=alt.Y("value:Q", title=metric))
     pts = alt.Chart(df).mark_point(size=90, filled=True).encode(
         x=enc_x, y="value:Q",
@@ -127,16 +130,6 @@ def history_chart(hist: pd.DataFrame, metric: str, verdicts: pd.DataFrame | None
     if not ci.empty:
         layers.append(alt.Chart(ci).mark_rule().encode(x=enc_x, y="ci_low:Q", y2="ci_high:Q"))
     return alt.layer(*layers).properties(height=320)
-
-
-_SEVERITY = ["failed", "regression", "error", "inconclusive", "improvement", "no change", "not applicable"]
-
-
-def _worst(verdicts: list[str]) -> str:
-    for v in _SEVERITY:
-        if v in verdicts:
-            return v
-    return verdicts[0] if verdicts else "not gated"
 
 
 def pareto_chart(df: pd.DataFrame) -> Any:

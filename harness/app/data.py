@@ -128,6 +128,19 @@ def all_cells(runs: Sequence[RunRecord]) -> pd.DataFrame:
     return df
 
 
+def default_selection(cells: pd.DataFrame, limit: int = 4) -> list[str]:
+    """Keys preselected on the compare page: up to ``limit`` ok cells of the newest run that
+    has more than one ok cell (else of the newest run). ``cells`` is :func:`all_cells`."""
+    ok = cells[cells["status"] == "ok"]
+    if ok.empty:
+        return []
+    order = ok.sort_values("created_utc", ascending=False, kind="stable")
+    counts = order.groupby("run_id", sort=False).size()
+    several = [r for r in order["run_id"].drop_duplicates() if counts[r] > 1]
+    run_id = several[0] if several else order["run_id"].iloc[0]
+    return list(ok[ok["run_id"] == run_id]["key"])[:limit]
+
+
 def filter_options(cells: pd.DataFrame) -> dict[str, list[Any]]:
     """Distinct values of each filterable column (model, backend, scenario, hardware)."""
     out: dict[str, list[Any]] = {}
@@ -420,6 +433,27 @@ def gate_history(root: Path, history: pd.DataFrame, cell_id: str, rules: Sequenc
                          "p_adjusted": d["p_adjusted"], "note": v.note})
     return pd.DataFrame(rows, columns=["baseline", "run_id", "metric", "verdict", "change_pct", "ci", "p_adjusted",
                                        "note"])
+
+
+_SEVERITY = ("failed", "regression", "error", "inconclusive", "improvement", "no change", "not applicable")
+
+
+def verdict_per_run(verdicts: pd.DataFrame, metric: str) -> dict[str, str]:
+    """Run id -> the gate verdict shown for ``metric``: the verdict of the gate rule on the
+    same metric (``latency_p99`` is the gate's ``p99_latency``) where there is one, else the
+    worst verdict of the pair."""
+    from harness.gate import GateError, gate_metric
+
+    try:
+        gname: str | None = gate_metric(metric).name
+    except GateError:
+        gname = None
+    out: dict[str, str] = {}
+    for run_id, g in verdicts.groupby("run_id", sort=False):
+        same = g[g["metric"] == gname] if gname else g.iloc[0:0]
+        pool = list(same["verdict"]) if not same.empty else list(g["verdict"])
+        out[str(run_id)] = next((v for v in _SEVERITY if v in pool), pool[0] if pool else "not gated")
+    return out
 
 
 # ----------------------------------------------------------------------------- recommend

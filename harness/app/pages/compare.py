@@ -10,9 +10,7 @@ loaded = ui.require_runs()
 if loaded is not None:
     runs, _ = loaded
     cells = data.all_cells(runs)
-    ok = cells[cells["status"] == "ok"]
-    newest = runs[0].run_id
-    default = list(ok[ok["run_id"] == newest]["key"])[:4]
+    default = data.default_selection(cells)
     labels = dict(zip(cells["key"], cells["label"]))
     keys = st.multiselect("cells to compare", list(cells["key"]), default=default,
                           format_func=lambda k: labels.get(k, k), key="compare-cells")

@@ -23,7 +23,9 @@ if loaded is not None:
     else:
         rules_text = st.text_input("gate rules", ", ".join(DEFAULT_RULES), key="reg-rules",
                                    help="METRIC:+N% (latency) or METRIC:-N% (throughput); harness gate syntax")
-        gate = st.checkbox("gate each run against the previous one", value=True, key="reg-gate")
+        g1, g2 = st.columns([2, 1])
+        gate = g1.checkbox("gate each run against the previous one", value=True, key="reg-gate")
+        x_axis = g2.radio("x axis", ["time", "commit"], horizontal=True, key="reg-x")
         verdicts = None
         if gate and len(hist) > 1:
             try:
@@ -32,8 +34,10 @@ if loaded is not None:
                     verdicts = data.gate_history(ui.results_root(), hist, cell_id, rules)
             except GateError as exc:
                 st.error(f"gate rules: {exc}")
-        st.altair_chart(charts.history_chart(hist, metric, verdicts), width="stretch")
-        st.caption(f"{len(hist)} run(s) with cell `{cell_id}`; colour = worst gate verdict against the run before.")
+        shown = data.verdict_per_run(verdicts, metric) if verdicts is not None else None
+        st.altair_chart(charts.history_chart(hist, metric, shown, x_axis), width="stretch")
+        st.caption(f"{len(hist)} run(s) with cell `{cell_id}`; colour = gate verdict against the run before "
+                   f"(the rule on this metric where there is one, else the worst of the rules).")
         st.dataframe(hist.drop(columns=["time"]), hide_index=True, width="stretch")
         if verdicts is not None:
             st.subheader("Gate verdicts")
