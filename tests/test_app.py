@@ -323,6 +323,26 @@ def test_verdict_per_run_prefers_the_rule_on_the_shown_metric() -> None:
     assert data.verdict_per_run(v, "power_w") == {"b": "regression", "c": "no change"}  # worst of the pair
 
 
+def test_latency_vs_qps_includes_peak_probes_slo_and_peak(store: Path) -> None:
+    from harness.metrics import Metric
+
+    runs, _ = list_runs(store)
+    run = next(r for r in runs if len(r.cells) > 1)
+    online = next(c for c in run.cells if c.spec.scenario == "online")
+    peak_cell = online.model_copy(update={
+        "cell_id": "peak-cell",
+        "spec": online.spec.model_copy(update={"scenario": "online-peak"}),
+        "metrics": {**online.metrics, "peak_qps": Metric(value=300.0, unit="queries/s")},
+        "extra": {"peak": {"probes": [{"qps": 100.0, "latency_ms": 1.0, "passed": True},
+                                      {"qps": 600.0, "latency_ms": 9.0, "passed": False}]}},
+    })
+    run2 = run.model_copy(update={"cells": [*run.cells, peak_cell]})
+    pts, slo, peaks = data.latency_vs_qps([run2], [data.cell_key(run.run_id, "peak-cell")])
+    assert list(pts["source"]) == ["cell", "peak probe", "peak probe"]
+    assert list(pts[pts["source"] == "peak probe"]["passed"]) == [True, False]
+    assert list(slo["slo_ms"]) == [5.0] and list(peaks["peak_qps"]) == [300.0]
+
+
 def test_build_request_maps_the_form_and_names_bad_fields() -> None:
     req = data.build_request({"model": "resnet50", "size": "tiny", "scenario": "online", "p99_ms": 10.0,
                               "load_kind": "qps", "load_value": 100.0, "objective": "weighted",
