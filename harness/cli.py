@@ -227,6 +227,9 @@ def _mount_optional() -> None:
 
     app.add_typer(gate_app, name="gate", help="regression gate: compare, baselines, noise calibration, reports")
     from harness.cli_recommend import recommend_command
+    from harness.cli_app import app_command
+
+    app.command("app")(app_command)
 
     app.command("recommend")(recommend_command)
 

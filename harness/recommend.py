@@ -220,28 +220,41 @@ def _mlperf_name(model: ModelSpec) -> str | None:
     return MLPERF_MODELS.get((model.name, model.size))
 
 
-def _measured_cells(results_root: Path | None, model: ModelSpec) -> dict[str, list[Any]]:
-    """Successful cells per profile id for this model (zoo name and size, no params)."""
+def _measured_cells(results_root: Path | None, model: ModelSpec) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Successful cells per profile id for this model (zoo name and size, no params), and the
+    hardware profiles the runs recorded (a host's generated ``local-*`` profile lives only there)."""
     if results_root is None or model.counts is not None:
-        return {}
+        return {}, {}
+    from pydantic import ValidationError
+
+    from harness.hardware import HardwareProfile
     from harness.results import list_runs
 
     runs, _ = list_runs(Path(results_root))
     out: dict[str, list[Any]] = {}
+    run_profiles: dict[str, Any] = {}
     for run in runs:
+        pdata = run.environment.get("profile")
+        if isinstance(pdata, dict) and pdata.get("id") not in run_profiles:
+            try:
+                run_profiles[pdata["id"]] = HardwareProfile.model_validate(pdata)
+            except (ValidationError, KeyError):
+                pass  # an older or edited record: its cells still match shipped profiles by id
         for c in run.cells:
             if (c.status == "ok" and c.profile_id and c.spec.model == model.name
                     and c.spec.size == model.size and not c.spec.model_params and not model.params):
                 out.setdefault(c.profile_id, []).append(c)
-    return out
+    return out, {k: v for k, v in run_profiles.items() if k in out}
 
 
-def _measured_curve(cells: list[Any], max_batch: int) -> tuple[Any, float, float] | None:
-    """Service curve from measured offline cells (p50 batch latency per batch size), plus the
-    best measured throughput and its batch size."""
+def _measured_curve(cells: list[Any], max_batch: int) -> tuple[Any, float, float, dict[int, tuple[float, float]]] | None:
+    """Service curve from measured offline cells (p50 batch latency per batch size, the service
+    time the simulator needs), the best measured throughput and its batch size, and per batch
+    size the measured (p99 batch latency ms, samples/s) that an offline SLO is checked against."""
     from harness.simulate import ServiceCurve
 
     pts: dict[int, float] = {}
+    p99s: dict[int, tuple[float, float]] = {}
     best = (0.0, 1)
     for c in cells:
         if c.spec.scenario != "offline":
@@ -249,15 +262,18 @@ def _measured_curve(cells: list[Any], max_batch: int) -> tuple[Any, float, float
         b = int(c.spec.scenario_options.get("batch_size", 1))
         lat = c.metric("latency_p50")
         thr = c.metric("throughput")
+        p99 = c.metric("latency_p99")
         if lat:
             pts[b] = min(pts.get(b, math.inf), lat * 1e6)
+        if p99 and thr and (b not in p99s or p99 < p99s[b][0]):
+            p99s[b] = (p99, thr)
         if thr and thr > best[0]:
             best = (thr, b)
     if not pts:
         return None
     bs = sorted(pts)
     curve = ServiceCurve.from_points(bs, [pts[b] for b in bs], max(max_batch, bs[-1]), "measured")
-    return curve, best[0], best[1]
+    return curve, best[0], best[1], p99s
 
 
 # --------------------------------------------------------------------------- sizing per scenario
@@ -329,18 +345,17 @@ def _size_offline(req: RecommendRequest, cost: Any, profile: Any, rate: float, d
 
     slo = req.slo.p99_ms
     if measured_curve is not None:
-        curve, thr, b = measured_curve
-        lat = curve(b) / 1e6
-        if slo is not None and lat > slo:
-            ks = [k for k in range(1, curve.max_batch + 1) if curve(k) / 1e6 <= slo]
-            if not ks:
-                raise _Excluded(f"measured batch-1 latency {curve(1) / 1e6:.3g} ms exceeds the SLO")
-            b = max(ks, key=lambda k: k / curve(k))
-            thr, lat = b / (curve(b) * 1e-9), curve(b) / 1e6
+        p99s = measured_curve[3]
+        ok = {b: v for b, v in p99s.items() if slo is None or v[0] <= slo}
+        if not ok:
+            raise _Excluded(f"every measured batch size has p99 above the SLO (best {min(v[0] for v in p99s.values()):.3g} ms)"
+                            if p99s else "no measured p99 in the offline sweep")
+        b = max(ok, key=lambda k: ok[k][1])
+        lat, thr = ok[b]
         cap = Metric(value=thr, unit="samples/s", provenance="measured", ci_low=thr, ci_high=thr,
                      method=f"measured offline throughput at batch {b}")
         p99 = Metric(value=lat, unit="ms", provenance="measured", ci_low=lat, ci_high=lat,
-                     method="measured p50 batch latency (offline sweep)")
+                     method=f"measured p99 batch latency at batch {b} (offline sweep)")
         return _Sized(devices=_devices(rate, thr), dtype=dtype, batch=b, delay_ms=None, capacity=cap,
                       p99=p99, provenance="measured", rate_unit="samples/s")
     if mlperf is not None and slo is None:
@@ -482,7 +497,8 @@ def recommend(request: RecommendRequest, results_root: str | Path | None = None,
                          "(zoo decoders: gpt2; MLPerf: llama2-70b)")
     rate, unit = _rate(request, cost)
     mlperf = _mlperf_name(request.model)
-    measured = _measured_cells(Path(results_root) if results_root else None, request.model)
+    measured, run_profiles = _measured_cells(Path(results_root) if results_root else None, request.model)
+    profiles = {**run_profiles, **profiles}  # a host profile recorded by a run, unless shipped
     cons = request.constraints
     weights = request.weights()
     rows: list[RecommendationRow] = []

@@ -132,8 +132,8 @@ def run_cells(
     record = RunRecord(run_id=new_run_id(name), suite_name=name, suite=suite or {},
                        suite_path=str(suite_path) if suite_path else None,
                        environment=manifest(suite_path))
-    if profile is not None:
-        record.environment["profile_id"] = profile.id
+    record.environment["profile_id"] = profile.id
+    record.environment["profile"] = profile.model_dump(mode="json")
     run_dir = root / record.run_id
     save_run(record, root)
     oom_sweeps: dict[tuple[str, ...], int] = {}

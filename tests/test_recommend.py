@@ -110,3 +110,28 @@ def test_cli_answers(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "provenance" in out.output and "excluded" in out.output
     assert (tmp_path / "r.csv").read_text().startswith("rank,")
+
+
+def test_measured_host_results_rank_as_measured(tmp_path):
+    """A run on this host (whose generated ``local-*`` profile ships nowhere) is used as
+    measured evidence: the row's p99 is the measured p99 of an offline batch size."""
+    from harness.records import CellSpec
+    from harness.runner import run_cells
+
+    stop = {"min_duration_s": 0.2, "min_queries": 64, "max_duration_s": 5, "warmup_s": 0.05}
+    cells = [CellSpec(model="tabular_mlp", size="tiny", backend="onnxruntime", scenario="offline",
+                      scenario_options={"batch_size": b, "stop": stop}) for b in (1, 8)]
+    rec_run = run_cells(cells, name="host", root=tmp_path, isolate=False)
+    host_id = rec_run.environment["profile_id"]
+    measured_p99 = {c.spec.scenario_options["batch_size"]: c.metric("latency_p99") for c in rec_run.cells}
+    req = RecommendRequest(model=ModelSpec(name="tabular_mlp", size="tiny"), scenario="offline",
+                           slo=SLO(p99_ms=1000), load=Load(qps=1000),
+                           constraints=Constraints(measured_only=True))
+    rec = recommend(req, results_root=tmp_path)
+    assert [r.profile_id for r in rec.rows] == [host_id]
+    row = rec.rows[0]
+    assert row.provenance == "measured"
+    assert row.predicted_p99_ms.value in measured_p99.values()
+    assert "p99" in row.predicted_p99_ms.method
+    # every other profile is excluded for lack of measurements, with that reason
+    assert all("measured" in e.reason for e in rec.excluded)
