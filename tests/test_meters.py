@@ -297,6 +297,21 @@ def test_memory_peak_sees_allocation() -> None:
     assert r.value >= 64 * 1024 * 1024
 
 
+def test_default_memory_meter_reads_the_high_water_mark_without_a_thread() -> None:
+    import threading
+
+    before = threading.active_count()
+    meter = MemoryMeter()
+    with meter:
+        assert threading.active_count() == before  # nothing runs beside the workload
+        block = bytearray(96 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])
+        del block  # freed before the window closes: only a high-water mark can see it
+    r = by(meter.collect(), "memory_peak")
+    assert r.provenance == "measured:vmhwm" and r.period_s is None and "high-water" in r.note
+    assert r.value >= 96 * 1024 * 1024
+
+
 def test_select_falls_back_to_tdp_model_and_records_why(tmp_path: Path) -> None:
     from harness.hardware import HardwareProfile
 

@@ -1,8 +1,15 @@
-"""Peak memory over the window.
+"""Peak memory.
 
-* Host: peak RSS of the process tree (the process plus its live descendants), sampled every
-  ``period_s`` on a background thread (provenance ``measured:psutil-rss``). Peaks shorter than
-  the period can be missed; the period is recorded with the reading.
+* Host, default (``period_s=None``): the kernel's resident-set high-water mark of the process
+  (``VmHWM`` in ``/proc/<pid>/status``, else ``getrusage``), plus the high-water mark of its
+  waited-for children and the current RSS of live descendants (provenance
+  ``measured:vmhwm``). No thread runs during the window, so the meter costs nothing on the
+  measured path. In the runner's fresh worker process this is the peak of the whole cell
+  (model load included), which is what sizing a machine needs.
+* Host, sampled (``period_s`` set): peak RSS of the process tree over exactly the window,
+  sampled every ``period_s`` on a background thread (provenance ``measured:psutil-rss``). Peaks
+  shorter than the period can be missed; the period is recorded with the reading. The sampling
+  thread takes CPU and the GIL from the workload it watches.
 * CUDA: ``torch.cuda.max_memory_allocated`` per device, only when torch is already imported
   by the process and CUDA is available (this module never imports torch). Provenance
   ``measured:torch-cuda-allocator``: memory the caching allocator handed out, not what the
@@ -33,6 +40,37 @@ def tree_rss_bytes(pid: int | None = None) -> int:
     return int(total)
 
 
+def high_water_bytes(pid: int | None = None) -> int:
+    """Peak resident set of ``pid`` (default: this process) since it started, in bytes, plus
+    the peak of its waited-for children (this process only) and the RSS of live descendants."""
+    import resource
+
+    import psutil
+
+    pid = os.getpid() if pid is None else pid
+    peak = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if peak == 0 and pid == os.getpid():
+        ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = ru if sys.platform == "darwin" else ru * 1024
+    if pid == os.getpid():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak += ru if sys.platform == "darwin" else ru * 1024
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            peak += child.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return int(peak)
+
+
 def _torch_cuda() -> object | None:
     torch = sys.modules.get("torch")
     if torch is None:
@@ -48,7 +86,7 @@ class MemoryMeter(Meter):
 
     name = "memory"
 
-    def __init__(self, *, pid: int | None = None, period_s: float = 0.05,
+    def __init__(self, *, pid: int | None = None, period_s: float | None = None,
                  cuda_devices: list[str] | None = None, clock: Clock = now_ns) -> None:
         self.pid = pid
         self.period_s = period_s
@@ -72,13 +110,17 @@ class MemoryMeter(Meter):
         if self._cuda is not None:
             for d in self.cuda_devices:
                 self._cuda.reset_peak_memory_stats(d)  # type: ignore[attr-defined]
-        self._sampler = Sampler(self._sample, self.period_s, "memory-meter")
+        self._sampler = Sampler(self._sample, self.period_s, "memory-meter") if self.period_s else None
         self._t0 = self.clock()
-        self._sampler.start()
+        if self._sampler is not None:
+            self._sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sampler.stop()
+        if self._sampler is not None:
+            self._sampler.stop()
+        else:
+            self._peak = high_water_bytes(self.pid)
         self._t1 = self.clock()
         self._cuda_peaks = {}
         if self._cuda is not None:
@@ -93,10 +135,15 @@ class MemoryMeter(Meter):
         extra: dict[str, object] = {"n_samples": self._n}
         if self.selection_note:
             extra["selection"] = self.selection_note
-        out = [
-            Reading(quantity="memory_peak", value=float(self._peak), unit="B", provenance="measured:psutil-rss",
-                    scope="process-tree", period_s=self.period_s, window_s=window_s, extra=extra)
-        ]
+        if self.period_s:
+            host = Reading(quantity="memory_peak", value=float(self._peak), unit="B",
+                           provenance="measured:psutil-rss", scope="process-tree", period_s=self.period_s,
+                           window_s=window_s, extra=extra)
+        else:
+            host = Reading(quantity="memory_peak", value=float(self._peak), unit="B", provenance="measured:vmhwm",
+                           scope="process-tree", window_s=window_s, extra=extra,
+                           note="resident-set high-water mark since the process started (model load included)")
+        out = [host]
         for d, peak in self._cuda_peaks.items():
             out.append(Reading(quantity="device_memory_peak", value=float(peak), unit="B",
                                provenance="measured:torch-cuda-allocator", scope=d, window_s=window_s,
