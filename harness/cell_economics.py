@@ -16,9 +16,12 @@ def attach_energy_and_cost(
     metrics: dict[str, Metric],
     readings: list[Any],
     profile: Any,
-    window_ns: tuple[int, int] | None,
 ) -> dict[str, Metric]:
-    """Energy, power, J/inference, $/1M and memory metrics for one cell."""
+    """Energy, power, J/inference, $/1M and memory metrics for one cell.
+
+    Power is the meters' mean over the measurement window; J/inference divides it by the
+    scenario's throughput over the same measurement (for open-loop scenarios the meter window
+    also spans the issuer's start-up and the drain of the last queries, a few ms)."""
     from harness.meters.select import energy_summary
 
     out: dict[str, Metric] = {}
@@ -51,5 +54,6 @@ def attach_energy_and_cost(
         tokens_per_s=tok,
     )
     for name, m in econ.items():
-        out[name] = m if isinstance(m, Metric) else Metric(**m)
+        if name not in out:  # power_w (with its validity note) is set above, once
+            out[name] = m if isinstance(m, Metric) else Metric(**m)
     return out

@@ -84,12 +84,17 @@ def run_cell_isolated(spec: CellSpec, run_dir: Path, profile: Any = None) -> Cel
                 proc.join(10)
                 if proc.is_alive():
                     _kill_tree(proc.pid)
-                return CellRecord.model_validate_json(payload)
+                try:
+                    return CellRecord.model_validate_json(payload)
+                except ValueError as exc:
+                    return CellRecord(**base, status="crashed", error=f"worker sent an unreadable result: {exc}",
+                                      wall_s=time.monotonic() - t0)
             if not proc.is_alive():
                 if parent_conn.poll(0.2):  # result sent just before exit
                     continue
                 return CellRecord(**base, status="crashed", error=_exit_reason(proc.exitcode),
-                                  wall_s=time.monotonic() - t0)
+                                  wall_s=time.monotonic() - t0,
+                                  extra={"oom": proc.exitcode == -signal.SIGKILL})
             if time.monotonic() > deadline:
                 _kill_tree(proc.pid)
                 return CellRecord(**base, status="timeout",
@@ -152,18 +157,19 @@ def run_cells(
                 from harness.worker import execute_cell
 
                 cell = execute_cell(spec, run_dir, profile)
-            if cell.status in ("failed", "crashed") and (cell.extra.get("oom") or "memory" in (cell.error or "")):
+            if cell.status in ("failed", "crashed") and cell.extra.get("oom"):
                 oom_sweeps[key] = min(bs, oom_sweeps.get(key, bs))
             record.cells.append(cell)
             save_run(record, root)
             if progress:
                 progress(i + 1, len(cells), spec, cell)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, or a failure of the runner itself: keep what was measured
         done = {c.cell_id for c in record.cells}
+        why = ("run interrupted before this cell finished" if isinstance(exc, KeyboardInterrupt)
+               else f"runner failed: {type(exc).__name__}: {exc}")
         for spec in cells:
             if spec.cell_id not in done:
-                record.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="interrupted",
-                                               error="run interrupted before this cell finished"))
+                record.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="interrupted", error=why))
                 break
         record.status = "interrupted"
         save_run(record, root)

@@ -124,7 +124,7 @@ def execute_cell(
         metrics = dict(result.metrics)
         from harness.cell_economics import attach_energy_and_cost
 
-        metrics.update(attach_energy_and_cost(metrics, readings, profile, ctx.window_ns or result.window_ns))
+        metrics.update(attach_energy_and_cost(metrics, readings, profile))
         if rec.get("load_time_ns") is not None:
             from harness.metrics import Metric
 
@@ -138,9 +138,7 @@ def execute_cell(
             warmup=result.warmup, readings=readings, extra=result.extra,
             wall_s=time.monotonic() - t_wall,
         )
-    except BaseException as exc:  # one cell's failure never ends the suite
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+    except Exception as exc:  # one cell's failure never ends the suite
         tb = traceback.format_exc(limit=8)
         oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
         return CellRecord(**rec, status="failed", error=f"{type(exc).__name__}: {exc}",
@@ -149,8 +147,10 @@ def execute_cell(
         if backend is not None:
             try:
                 backend.close()
-            except Exception:
-                pass
+            except Exception as exc:  # reported on stderr: the cell's numbers stand
+                import sys
+
+                print(f"warning: {spec.backend}.close() failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def worker_main(spec_json: str, run_dir: str, profile_json: str | None, conn: Any) -> None:

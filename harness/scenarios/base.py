@@ -131,11 +131,31 @@ def closed_loop(
     ends: list[int] = []
     append_s = starts.append
     append_e = ends.append
-    done = stop.done
+    min_q = stop.min_queries
+    max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
+    min_ns = int(stop.min_duration_s * 1e9)
+    max_ns = int(stop.max_duration_s * 1e9)
     it = iter(batches)
     first = next(it, None)
     if first is None:
         return starts, ends
+    t0 = clock()
+    infer(first)
+    e = clock()
+    append_s(t0)
+    append_e(e)
+    n = 1
+    for b in it:
+        el = e - t0
+        if n >= max_q or el >= max_ns or (n >= min_q and el >= min_ns):
+            break
+        s = clock()
+        infer(b)
+        e = clock()
+        append_s(s)
+        append_e(e)
+        n += 1
+    return starts, ends
     t0 = clock()
     infer(first)
     e = clock()

@@ -274,11 +274,15 @@ def serve(
 
 def make_schedule(o: OnlineOptions, rate_qps: float, seed: int, *, duration_s: float | None = None,
                   min_count: int = 1, max_count: int | None = None) -> tuple[np.ndarray, int]:
-    """Offsets (ns) of the schedule for ``rate_qps`` and its nominal span (count / rate, ns)."""
+    """Offsets (ns) of the schedule for ``rate_qps`` and its nominal span (count / rate, ns).
+
+    The schedule never spans more than ``stop.max_duration_s``: when ``min_count`` would need
+    longer, the run is shorter than its minimum and ``min_queries_met`` is false."""
     dur = o.stop.min_duration_s if duration_s is None else duration_s
     count = max(int(round(rate_qps * dur)), min_count, 1)
     if max_count is not None:
         count = min(count, max_count)
+    count = max(1, min(count, int(rate_qps * o.stop.max_duration_s)))
     offs = arrivals.schedule(
         o.arrival, rate_qps, count=count, seed=seed, burstiness=o.burstiness,
         trace_file=o.trace_file, exact_rate=o.exact_rate,
@@ -372,6 +376,7 @@ def summarize_online(
         es_val = metrics.get("latency_early_stop")
         basis = es_val.value if es_val is not None else pq
         extra["slo_ms"] = o.slo_ms
+        extra["slo_basis"] = "early_stop" if es_val is not None else f"plain p{q * 100:g} (early stopping not met)"
         validity["slo_met"] = bool(basis is not None and basis <= o.slo_ms and n_done == n)
     return metrics, validity, extra
 

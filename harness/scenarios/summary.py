@@ -18,7 +18,8 @@ def latency_metrics(lat_ns: np.ndarray, headline_q: float, prefix: str = "latenc
     out: dict[str, Metric] = {}
     method = s.get("method", stats.PERCENTILE_METHOD_DOC)
     cis: dict[str, Any] = s.get("ci", {})
-    for key in ("p50", "p90", "p95", "p99", "p99.9", "mean", "min", "max"):
+    keys = [k for k in s if k.startswith("p") and k[1:2].isdigit()] + ["mean", "min", "max"]
+    for key in keys:
         if key not in s:
             continue
         lo, hi = cis.get(key, (None, None))
