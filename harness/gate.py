@@ -20,8 +20,9 @@ Method (per cell x metric)
   ``no change`` when the whole interval lies inside the threshold band; otherwise
   ``inconclusive``. Interference from other processes only ever slows a run down, so a current
   run that failed the steady-state check (``validity["steady_state"]``, perf_analyzer's
-  max/min <= 1.10 rule) cannot prove a regression, and an unstable baseline cannot prove an
-  improvement: those verdicts become ``inconclusive`` with a note.
+  max/min <= 1.10 rule) proves a regression only when the interval clears the threshold
+  *times* the run's own spread between windows (and an unstable baseline likewise for an
+  improvement); otherwise the verdict is ``inconclusive`` with a note.
 * Minimum detectable effect (``mde``): half the width of the interval of the log ratio,
   expressed as a relative change, ``exp((log_hi - log_lo) / 2) - 1``: changes smaller than
   this cannot be told apart from no change with these samples.
@@ -254,9 +255,14 @@ def _bad_bound(direction: str, threshold: float) -> float:
 
 
 def decide(
-    ci_low: float, ci_high: float, p_adjusted: float, direction: str, threshold: float, alpha: float
+    ci_low: float, ci_high: float, p_adjusted: float, direction: str, threshold: float, alpha: float,
+    regression_margin: float = 1.0, improvement_margin: float = 1.0,
 ) -> Verdict:
-    """Verdict from the ratio interval and the corrected p-value (see module doc)."""
+    """Verdict from the ratio interval and the corrected p-value (see module doc).
+
+    ``regression_margin`` / ``improvement_margin`` (ratios >= 1) widen the bound a regression /
+    an improvement must clear: an unstable run whose windows differ by a factor ``r`` can only
+    prove a change larger than the threshold *and* ``r`` (``inf`` = cannot prove it at all)."""
     if not (math.isfinite(ci_low) and math.isfinite(ci_high)) or ci_low <= 0:
         return "inconclusive"
     lo, hi = math.log(ci_low), math.log(ci_high)
@@ -265,9 +271,9 @@ def decide(
     worse_lo, worse_hi = (lo, hi) if direction == "lower" else (-hi, -lo)
     significant = math.isfinite(p_adjusted) and p_adjusted < alpha
     if worse_lo > b and significant:
-        return "regression"
+        return "regression" if worse_lo > b + math.log(regression_margin) else "inconclusive"
     if worse_hi < -b and significant:
-        return "improvement"
+        return "improvement" if worse_hi < -b - math.log(improvement_margin) else "inconclusive"
     if -b <= worse_lo and worse_hi <= b:
         return "no change"
     return "inconclusive"
@@ -533,8 +539,8 @@ def compare_runs(
                 pending.append(_ph(cid, r, alpha, "inconclusive", f"baseline cell {bc.status}"))
             continue
         braw, craw = baseline.raw(cid), current.raw(cid)
-        b_unstable = bc.validity.get("steady_state") is False
-        c_unstable = cc.validity.get("steady_state") is False
+        b_unstable = _instability(bc) if bc.validity.get("steady_state") is False else 1.0
+        c_unstable = _instability(cc) if cc.validity.get("steady_state") is False else 1.0
         for r in rules:
             if not r.metric.applies_to(cc.spec.scenario):
                 pending.append(_ph(cid, r, alpha, "not applicable",
@@ -546,21 +552,36 @@ def compare_runs(
                                             f"too few samples ({bs.size} baseline, {cs.size} current)"))
                 continue
             v = compare_samples(bs, cs, r.metric, r.threshold, alpha, n_draws=n_draws, seed=seed, cell_id=cid)
-            if b_unstable or c_unstable:
-                who = " and ".join(n for n, u in (("baseline", b_unstable), ("current", c_unstable)) if u)
-                v = replace(v, note=f"unstable measurement ({who} failed the steady-state check)")
+            if b_unstable > 1 or c_unstable > 1:
+                who = " and ".join(f"{n} x{u:.3g}" for n, u in (("baseline", b_unstable), ("current", c_unstable))
+                                   if u > 1)
+                v = replace(v, note=f"unstable measurement ({who} between windows): a change must exceed "
+                                    "the threshold and that spread")
             pending.append((v, b_unstable, c_unstable))
     adj = holm_correct([v.p_value for v, _, _ in pending])
     for (v, b_unstable, c_unstable), pa in zip(pending, adj):
         if math.isfinite(v.p_value):
-            verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha)
-            # interference only ever slows a run down: an unstable current run cannot prove a
-            # regression, an unstable baseline cannot prove an improvement
-            if (verdict == "regression" and c_unstable) or (verdict == "improvement" and b_unstable):
-                verdict = "inconclusive"
+            # interference only ever slows a run down: an unstable current run proves a regression
+            # only beyond its own spread, an unstable baseline an improvement likewise
+            verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha,
+                             regression_margin=c_unstable, improvement_margin=b_unstable)
             v = replace(v, p_adjusted=float(pa), verdict=verdict)
         report.verdicts.append(v)
     return report
+
+
+def _instability(cell: Any) -> float:
+    """Spread (max/min) between the measurement windows of a cell that failed the steady-state
+    check; ``inf`` when the record does not say (then it cannot prove a change at all)."""
+    ss = cell.extra.get("steady_state")
+    if isinstance(ss, dict) and ss.get("ratio"):
+        return max(1.0, float(ss["ratio"]))
+    wt = cell.extra.get("window_throughput")
+    if wt and len(wt) >= 3:
+        r = stats.steady_state(np.asarray(wt, dtype=float)).ratio
+        if r is not None and math.isfinite(r):
+            return max(1.0, float(r))
+    return math.inf
 
 
 # ------------------------------------------------------------------------------- outputs

@@ -28,7 +28,7 @@ def _cell(scenario: str = "single-stream", bs: int = 1, model: str = "tabular_ml
 
 
 def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int | None = None,
-             status: dict | None = None, steady: bool = True) -> Path:
+             status: dict | None = None, steady: bool = True, spread: float | None = None) -> Path:
     """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)]."""
     rng = np.random.default_rng(seed)
     rec = RunRecord(run_id=name, suite_name="t")
@@ -47,7 +47,8 @@ def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int |
         write_table(run_dir / raw, {"query_id": np.arange(N), "batch_size": np.full(N, bs),
                                     "scheduled_ns": sched, "issued_ns": sched, "completed_ns": sched + lat})
         rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="ok", raw_file=raw,
-                                    validity={"steady_state": steady}))
+                                    validity={"steady_state": steady},
+                                    extra={"steady_state": {"ratio": spread}} if spread else {}))
     save_run(rec, root)
     return run_dir
 
@@ -206,8 +207,13 @@ def test_unstable_current_cannot_prove_a_regression(runs) -> None:
     rules = gate.parse_rules(["median_latency:+5%"])
     rep = gate.compare_runs(runs("a"), runs("u", f_ss=1.3, seed=3, steady=False), rules)
     assert rep.exit_code == gate.EXIT_PASS
-    assert all("steady-state" in v.note for v in rep.verdicts)
+    assert all("unstable" in v.note for v in rep.verdicts)
     assert any(v.verdict == "inconclusive" for v in rep.verdicts)
+    # ... unless the slowdown exceeds the threshold times the run's own spread between windows
+    rep = gate.compare_runs(runs("a2"), runs("u2", f_ss=1.3, seed=3, steady=False, spread=1.1), rules)
+    assert rep.exit_code == gate.EXIT_REGRESSION
+    rep = gate.compare_runs(runs("a3"), runs("u3", f_ss=1.3, seed=3, steady=False, spread=1.3), rules)
+    assert rep.exit_code == gate.EXIT_PASS
     # an unstable baseline does not hide a regression of a stable current run
     rep = gate.compare_runs(runs("ub", seed=4, steady=False), runs("c", f_ss=1.3, seed=3), rules)
     assert rep.exit_code == gate.EXIT_REGRESSION

@@ -75,6 +75,7 @@ def _common(
     if steady is not None:
         validity["steady_state"] = bool(steady.stable)
         extra["window_throughput"] = [float(x) for x in wt]
+        extra["steady_state"] = {"ratio": float(steady.ratio), "rule": "max/min of the last 3 windows <= 1.10"}
     return queries, metrics, validity, extra
 
 
