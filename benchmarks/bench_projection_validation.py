@@ -12,7 +12,7 @@ from __future__ import annotations
 from harness.reference import CALIBRATION_ROUNDS, VALIDATION_ROUNDS, mlperf_calibration, validate_projection
 
 
-def main() -> None:
+def main() -> int:
     cal = mlperf_calibration()
     print(f"calibration rounds: v{', v'.join(CALIBRATION_ROUNDS)}; validation rounds: v{', v'.join(VALIDATION_ROUNDS)}\n")
     print("| kind | class | compute eff | memory eff | ratio range (calibration) |")
@@ -34,7 +34,11 @@ def main() -> None:
     worst = v.sort_values("abs_ratio_error").iloc[-1]
     print(f"- worst row: {worst['profile_id']} {worst['benchmark']} {worst['scenario']} v{worst['round']} "
           f"measured {worst['measured']:.4g} vs predicted {worst['predicted']:.4g} ({worst['source']})")
+    med, top = float(v["abs_ratio_error"].median()), float(v["abs_ratio_error"].max())
+    print(f"\ncriteria: median error <= 1.5x: {'pass' if med <= 1.5 else 'FAIL'} ({med:.2f}x); "
+          f"worst error <= 3x: {'pass' if top <= 3 else 'FAIL'} ({top:.2f}x)")
+    return 0 if med <= 1.5 and top <= 3 else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

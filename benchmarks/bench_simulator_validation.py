@@ -22,7 +22,7 @@ from harness.runner import run_cells
 from harness.simulate import ServiceCurve, simulate_online
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="resnet50")
     ap.add_argument("--size", default="tiny")
@@ -57,9 +57,11 @@ def main() -> None:
     rec2 = run_cells(online, name="simval-online", root=root)
     print("| load | QPS | real p50 ms | sim p50 ms | p50 err | real p99 ms | sim p99 ms | p99 err | real batch | sim batch | real service p50 ms | generator kept up |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ok = True
     for (label, _), c in zip(loads.items(), rec2.cells):
         if c.status != "ok":
             print(f"| {label} | - | failed: {c.error} |")
+            ok = False
             continue
         q = c.spec.scenario_options["target_qps"]
         s = simulate_online(curve, q, policy, n_queries=50_000, seed=1)
@@ -69,8 +71,12 @@ def main() -> None:
         print(f"| {label} | {q:.0f} | {r50:.3f} | {s.p50_ms:.3f} | {e50:+.0%} | {r99:.3f} | {s.p99_ms:.3f} | "
               f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} | "
               f"{c.metric('service_time_p50')} | {c.validity.get('generator_kept_up')} |")
-    print(f"\nresults kept in {root}")
+        if label != "near saturation":  # the targets apply below saturation
+            ok &= abs(e50) <= 0.15 and abs(e99) <= 0.25
+    print(f"\ncriteria below saturation: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")
+    print(f"results kept in {root}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
