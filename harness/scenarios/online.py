@@ -50,7 +50,7 @@ LATE_FRACTION = 0.01
 #: the first query is scheduled this long after the issuer starts
 LEAD_NS = 2_000_000
 #: GIL switch interval while serving (s); restored afterwards
-SWITCH_INTERVAL_S = 2e-5
+SWITCH_INTERVAL_S = 1e-4
 #: the issuer sleeps until this long before a slot, then spins. Shorter than
 #: ``harness.clock.SPIN_NS``: a sleep overshoots by ~60 us, and on a shared host a long spin
 #: (or ``sched_yield`` inside it) costs the issuer its CPU share exactly when it needs it --
