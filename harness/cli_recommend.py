@@ -25,7 +25,7 @@ def _f(v: Optional[float], digits: int = 3) -> str:
 def _rng(m: object) -> str:
     if m is None:
         return "-"
-    lo, hi, v = getattr(m, "ci_low"), getattr(m, "ci_high"), getattr(m, "value")
+    lo, hi, v = m.ci_low, m.ci_high, m.value
     if lo is None and hi is None:
         return _f(v)
     return f"{_f(v)} [{_f(lo)}..{_f(hi)}]"

@@ -387,7 +387,6 @@ def _batch_grid(bmax: int) -> list[int]:
 def _size_online(req: RecommendRequest, cost: Any, profile: Any, rate: float, dtype: str, eff: Any,
                  measured_curve: Any, mlperf: str | None) -> _Sized:
     from harness import projection as pj
-    from harness.batching import DynamicBatcher
     from harness.reference import SERVER_BOUNDS_MS, reference_for
     from harness.simulate import ServiceCurve, max_qps_under_slo, simulate_online, suggest_batcher
 

@@ -135,42 +135,18 @@ def closed_loop(
     max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
     min_ns = int(stop.min_duration_s * 1e9)
     max_ns = int(stop.max_duration_s * 1e9)
-    it = iter(batches)
-    first = next(it, None)
-    if first is None:
-        return starts, ends
-    t0 = clock()
-    infer(first)
-    e = clock()
-    append_s(t0)
-    append_e(e)
-    n = 1
-    for b in it:
+    n = 0
+    t0 = 0
+    for b in batches:
+        s = clock()
+        infer(b)
+        e = clock()
+        append_s(s)
+        append_e(e)
+        n += 1
+        if n == 1:
+            t0 = s  # elapsed time counts from the first query's issue
         el = e - t0
         if n >= max_q or el >= max_ns or (n >= min_q and el >= min_ns):
-            break
-        s = clock()
-        infer(b)
-        e = clock()
-        append_s(s)
-        append_e(e)
-        n += 1
-    return starts, ends
-    t0 = clock()
-    infer(first)
-    e = clock()
-    append_s(t0)
-    append_e(e)
-    n = 1
-    if done(n, e - t0):
-        return starts, ends
-    for b in it:
-        s = clock()
-        infer(b)
-        e = clock()
-        append_s(s)
-        append_e(e)
-        n += 1
-        if done(n, e - t0):
             break
     return starts, ends
