@@ -67,7 +67,7 @@ def spec(seconds: float) -> CellSpec:
         scenario="single-stream", parity=False,
         scenario_options={"batch_size": 1, "stop": {"min_duration_s": seconds, "min_queries": 200,
                                                     "max_duration_s": seconds * 5, "warmup_s": 0.3,
-                                                    "warmup_queries": 50}},
+                                                    "warmup_queries": 50, "max_attempts": 3}},
     )
 
 

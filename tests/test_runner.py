@@ -117,3 +117,41 @@ def test_unavailable_backend_is_skipped_with_reason(tmp_path: Path):
     rec = run_cells([fast_cell(backend="tensorrt", device="cuda")], name="skip", root=tmp_path, isolate=False)
     c = rec.cells[0]
     assert c.status == "skipped" and "unavailable" in c.error
+
+
+def test_unstable_attempts_are_repeated_and_recorded_apart(tmp_path: Path):
+    """With max_attempts, a measurement that fails the steady-state check is repeated; the
+    discarded attempt is recorded with the warm-up and its queries are not in the results."""
+    from harness.scenarios.closed import OfflineScenario
+    from harness.scenarios.base import StopRule
+    from harness.backends.null import NullBackend
+    from harness.worker import RunnerContext
+    from workloads.registry import get_workload
+
+    import time as _time
+
+    class FirstAttemptStalls(NullBackend):
+        """20 us per query; 200 us for queries 200-250 of the first measurement attempt."""
+
+        calls = 0
+
+        def infer(self, prepared):
+            FirstAttemptStalls.calls += 1
+            stall = 5 + 200 < FirstAttemptStalls.calls <= 5 + 250  # after 5 warm-up queries
+            end = _time.perf_counter_ns() + (200_000 if stall else 20_000)
+            while _time.perf_counter_ns() < end:
+                pass
+
+    b = FirstAttemptStalls()
+    w = get_workload("tabular_mlp", "tiny")
+    b.load(w)
+    stop = StopRule(min_duration_s=0, min_queries=300, max_queries=300, warmup_s=0, warmup_queries=5,
+                    max_attempts=3)
+    opts = OfflineScenario.Options(batch_size=1, stop=stop)
+    res = OfflineScenario(opts).run(RunnerContext(b, w, 0, []))
+    discarded = res.warmup["discarded_unstable_attempts"]
+    assert len(discarded) == 1 and discarded[0]["queries"] == 300 and discarded[0]["steady_state_ratio"] > 1.1
+    assert res.validity["steady_state"] is True
+    assert res.queries["completed_ns"].size == 300
+    # the stalled queries (0.2 ms) are not in the result
+    assert (res.queries["completed_ns"] - res.queries["issued_ns"] < 150_000).mean() > 0.99

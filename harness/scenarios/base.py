@@ -39,6 +39,11 @@ class StopRule(BaseModel):
     max_queries: int | None = Field(None, ge=1, description="hard cap on issued queries")
     warmup_s: float = Field(0.5, ge=0, description="warm-up duration, excluded from results")
     warmup_queries: int = Field(5, ge=0, description="minimum warm-up queries")
+    max_attempts: int = Field(
+        1, ge=1, description="closed-loop scenarios: repeat a measurement that fails the steady-state "
+        "check up to this many times and keep the first stable one (perf_analyzer's trials); "
+        "discarded attempts are recorded, never mixed into the results",
+    )
 
     def done(self, n: int, elapsed_ns: int) -> bool:
         """True when the measurement may stop after ``n`` completed queries."""

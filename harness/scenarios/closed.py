@@ -42,8 +42,20 @@ def _measure(ctx: CellContext, batch_size: int, stop: StopRule) -> tuple[np.ndar
         "duration_s": (w_ends[-1] - w_starts[0]) / 1e9 if w_starts else 0.0,
         "first_query_ms": (w_ends[0] - w_starts[0]) / 1e6 if w_starts else None,
     }
+    discarded: list[dict[str, Any]] = []
     with ctx.window():
-        starts, ends = closed_loop(infer, itertools.cycle(pool), stop, now_ns)
+        for attempt in range(stop.max_attempts):
+            starts, ends = closed_loop(infer, itertools.cycle(pool), stop, now_ns)
+            if attempt + 1 == stop.max_attempts:
+                break
+            e = np.asarray(ends, dtype=np.int64)
+            wt = window_throughput(e, np.full(e.size, batch_size, dtype=np.int64))
+            steady = stats.steady_state(wt) if wt.size >= 3 else None
+            if steady is None or steady.stable:
+                break
+            discarded.append({"queries": len(starts), "steady_state_ratio": float(steady.ratio),
+                              "throughput": len(starts) * batch_size / ((ends[-1] - starts[0]) / 1e9)})
+    warmup["discarded_unstable_attempts"] = discarded
     return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), warmup
 
 
