@@ -59,8 +59,8 @@ class TorchBackend(Backend):
         if "interop_threads" in self.options:
             try:
                 torch.set_num_interop_threads(int(self.options["interop_threads"]))
-            except RuntimeError:
-                pass  # already set in this process; recorded by describe()
+            except RuntimeError as exc:  # settable once per process; describe() shows the effective value
+                self._interop_error = str(exc)
         self.device = device
         self._dtype = getattr(torch, _DTYPES[dtype_name])
         module = workload.build_torch().eval().to(device=device, dtype=self._dtype)
@@ -122,6 +122,9 @@ class TorchBackend(Backend):
             dtype=self.options.get("dtype", "fp32"),
             compiled=bool(self.options.get("compile", False)),
         )
+        if getattr(self, "_interop_error", None):
+            d["interop_threads_requested"] = self.options["interop_threads"]
+            d["interop_threads_note"] = f"not applied: {self._interop_error}"
         if self._cuda:
             d["cuda_device"] = torch.cuda.get_device_name(torch.device(self.device))
         return d

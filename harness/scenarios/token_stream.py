@@ -24,8 +24,9 @@ Definitions (MLPerf LLM / vLLM ``benchmark_serving``)
 * goodput = requests/s whose TTFT <= ``ttft_slo_ms`` and TPOT <= ``tpot_slo_ms`` (each SLO
   only when given), over the same window.
 
-Raw rows: per request ``scheduled_ns``, ``issued_ns`` (service start), ``first_token_ns``,
-``completed_ns`` (last token), ``n_tokens``, ``prompt_len``; per token
+Raw rows: per request ``scheduled_ns``, ``issued_ns`` (handed to the server queue),
+``dispatch_ns`` (service start; in closed mode all three are the same time),
+``first_token_ns``, ``completed_ns`` (last token), ``n_tokens``, ``prompt_len``; per token
 (``ScenarioResult.tokens``) ``query_id``, ``index``, ``t_ns``.
 """
 
