@@ -35,8 +35,9 @@ def _fail(msg: str) -> typer.Exit:
 
 @gate_app.command()
 def compare(
-    baseline: str = typer.Argument(..., help="baseline: run dir, run id, or baseline name"),
-    current: str = typer.Argument(..., help="current: run dir or run id"),
+    baseline: str = typer.Argument(..., help="baseline: run dir, run id, or baseline name; "
+                                   "several, comma-separated, for a run-set comparison"),
+    current: str = typer.Argument(..., help="current: run dir or run id; several, comma-separated"),
     fail_on: Optional[list[str]] = typer.Option(
         None, "--fail-on", help="rule METRIC:+N% / METRIC:-N% (repeatable); default: "
         "median_latency:+5% p99_latency:+10% throughput:-5%"),
@@ -49,17 +50,24 @@ def compare(
     junit: Optional[Path] = typer.Option(None, "--junit", help="also write JUnit XML here"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write JSON here"),
 ) -> None:
-    """Compare CURRENT with BASELINE cell by cell; exit 1 on a regression, 2 on bad input."""
-    from harness.gate import compare_runs, load_run_ref, parse_rules, render, to_rich_table
+    """Compare CURRENT with BASELINE cell by cell; exit 1 on a regression, 2 on bad input.
+
+    With several runs on each side (``base1,base2,base3 head1,head2,head3``, e.g. measured
+    alternately in one job) the runs' statistics are compared, so the noise between runs is
+    in the interval."""
+    from harness.gate import compare_run_sets, compare_runs, load_run_ref, parse_rules, render, to_rich_table
 
     if fmt not in FORMATS:
         raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
     try:
         rules = parse_rules(fail_on)
-        b = load_run_ref(baseline, results)
-        c = load_run_ref(current, results)
-        report = compare_runs(b, c, rules, alpha, allow_unmatched=allow_unmatched,
-                              cells=(lambda cid: only in cid) if only else None)
+        bs = [load_run_ref(x, results) for x in baseline.split(",") if x]
+        cs = [load_run_ref(x, results) for x in current.split(",") if x]
+        if len(bs) == 1 and len(cs) == 1:
+            report = compare_runs(bs[0], cs[0], rules, alpha, allow_unmatched=allow_unmatched,
+                                  cells=(lambda cid: only in cid) if only else None)
+        else:
+            report = compare_run_sets(bs, cs, rules, alpha)
     except GateError as exc:
         raise _fail(str(exc)) from None
     if fmt == "table":

@@ -570,6 +570,84 @@ def compare_runs(
     return report
 
 
+def compare_run_sets(
+    baselines: Sequence[LoadedRun],
+    currents: Sequence[LoadedRun],
+    rules: Sequence[Rule] | None = None,
+    alpha: float = 0.01,
+) -> GateReport:
+    """Compare repeated runs: ``baselines`` and ``currents`` each hold >= 2 runs of the same
+    cells (e.g. base and head measured alternately in one CI job).
+
+    Per cell and rule, each run contributes one value, its statistic; the effect is the ratio
+    of geometric means, its interval a Welch t interval on the log values at ``1 - alpha`` and
+    the test Welch's t-test, Holm-corrected across cells x metrics. Unlike
+    :func:`compare_runs`, the noise *between* runs is in the interval, so the threshold need
+    not absorb it. Cells must be ``ok`` in every run.
+    """
+    from scipy import stats as sst
+
+    rules = list(rules) if rules is not None else parse_rules(None)
+    if len(baselines) < 2 or len(currents) < 2:
+        raise GateError("a run-set comparison needs at least 2 baseline and 2 current runs")
+    runs = list(baselines) + list(currents)
+    ids = [c.cell_id for c in runs[0].record.cells]
+    for r in runs[1:]:
+        if r.record.schema_version != runs[0].record.schema_version:
+            raise GateError(f"schema mismatch: {r.path} has schema_version {r.record.schema_version}")
+        other = [c.cell_id for c in r.record.cells]
+        if set(other) != set(ids):
+            raise GateError(f"{r.path}: cells differ from {runs[0].path}: "
+                            f"{sorted(set(other) ^ set(ids))}")
+    label = lambda rs: ",".join(str(r.label or r.path) for r in rs)  # noqa: E731
+    report = GateReport(label(baselines), label(currents), [str(r) for r in rules], alpha)
+    pending: list[MetricVerdict] = []
+    for cid in ids:
+        bad = [str(r.path) for r in runs if r.record.cell(cid).status != "ok"]
+        if bad:
+            report.notes.append(f"{cid}: not ok in {', '.join(bad)}; not compared")
+            continue
+        scenario = runs[0].record.cell(cid).spec.scenario
+        raws = {id(r): r.raw(cid) for r in runs}
+        for rule in rules:
+            m = rule.metric
+            if not m.applies_to(scenario):
+                continue
+            fn = stats.resolve_statistic(m.statistic)
+
+            def values(rs: Sequence[LoadedRun]) -> np.ndarray:
+                vals = [float(np.asarray(fn(x))) for x in (cell_samples(raws[id(r)], m) for r in rs) if x.size >= 2]
+                return np.log(np.asarray([v for v in vals if v > 0]))
+
+            lb, lc = values(baselines), values(currents)
+            if lb.size < 2 or lc.size < 2:
+                continue
+            vb, vc = lb.var(ddof=1) / lb.size, lc.var(ddof=1) / lc.size
+            se = math.sqrt(vb + vc)
+            d = float(lc.mean() - lb.mean())
+            if se > 0:
+                den = vb**2 / (lb.size - 1) + vc**2 / (lc.size - 1)
+                df = (vb + vc) ** 2 / den if den > 0 else float(lb.size + lc.size - 2)
+                t = float(sst.t.ppf(1 - alpha / 2, df))
+                p = float(sst.ttest_ind(lc, lb, equal_var=False).pvalue)
+            else:
+                t, p = 0.0, (1.0 if d == 0 else 0.0)
+            pending.append(MetricVerdict(
+                metric=m.name, unit=m.unit, direction=m.direction, statistic=m.statistic,
+                threshold=rule.threshold, baseline_value=float(math.exp(lb.mean())),
+                current_value=float(math.exp(lc.mean())), ratio=math.exp(d),
+                ci_low=math.exp(d - t * se), ci_high=math.exp(d + t * se), confidence=1 - alpha,
+                p_value=p, p_adjusted=p, mde=math.expm1(t * se), verdict="inconclusive",
+                n_baseline=int(lb.size), n_current=int(lc.size), cell_id=cid,
+                note=f"{lb.size} vs {lc.size} runs; Welch t on log per-run {m.statistic}",
+            ))
+    adj = holm_correct([v.p_value for v in pending])
+    for v, pa in zip(pending, adj):
+        verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha)
+        report.verdicts.append(replace(v, p_adjusted=float(pa), verdict=verdict))
+    return report
+
+
 def _instability(cell: Any) -> float:
     """Spread (max/min) between the measurement windows of a cell that failed the steady-state
     check; ``inf`` when the record does not say (then it cannot prove a change at all)."""

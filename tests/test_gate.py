@@ -313,3 +313,26 @@ def test_cli_calibrate_noise_runs_the_suite(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "suggested rules" in res.output and "--fail-on median_latency:+" in res.output
     assert len([d for d in (tmp_path / "r").iterdir() if (d / "run.json").exists()]) == 2
+
+
+def test_run_sets_put_between_run_noise_in_the_interval(tmp_path: Path) -> None:
+    """Single runs whose levels drift between runs give a false alarm; the same runs compared
+    as sets (between-run variance in the interval) do not, while a real slowdown is found."""
+    cell = _cell()
+    drift = [1.0, 1.12, 0.97, 1.08, 1.0, 1.15]  # run-level shifts, as on a shared host
+    base = [make_run(tmp_path, f"b{i}", [(cell, f)], seed=i) for i, f in enumerate(drift[:3])]
+    same = [make_run(tmp_path, f"c{i}", [(cell, f)], seed=10 + i) for i, f in enumerate(drift[3:])]
+    slow = [make_run(tmp_path, f"s{i}", [(cell, 1.5 * f)], seed=20 + i) for i, f in enumerate(drift[3:])]
+    load = lambda ps: [gate.load_run_ref(str(p), tmp_path) for p in ps]  # noqa: E731
+    rules = gate.parse_rules(["median_latency:+5%"])
+    # one run each: the 15 % shift of a single run reads as a regression
+    assert gate.compare_runs(load(base)[0], load(same)[2], rules).exit_code == gate.EXIT_REGRESSION
+    rep = gate.compare_run_sets(load(base), load(same), rules)
+    assert rep.exit_code == gate.EXIT_PASS and rep.verdicts[0].n_baseline == 3
+    rep = gate.compare_run_sets(load(base), load(slow), rules)
+    assert rep.exit_code == gate.EXIT_REGRESSION and rep.verdicts[0].ratio > 1.3
+    # symmetric: B vs A mirrors A vs B
+    back = gate.compare_run_sets(load(slow), load(base), rules).verdicts[0]
+    assert back.verdict == "improvement" and back.ratio == pytest.approx(1 / rep.verdicts[0].ratio)
+    with pytest.raises(gate.GateError, match="at least 2"):
+        gate.compare_run_sets(load(base)[:1], load(same), rules)
