@@ -1,7 +1,7 @@
 """Online scenario [MLPerf Server]: open-loop arrivals into a dynamic batcher.
 
 A seeded schedule (:mod:`harness.arrivals`) is generated before the clock starts. The calling
-thread is the *issuer*: it waits for each scheduled time (sleep until ``ISSUE_SPIN_NS``
+thread is the *issuer*: it waits for each scheduled time (sleep until ``harness.clock.SPIN_NS``
 before, then spin) and hands the query to the server queue. While serving, the GIL switch
 interval is lowered to ``SWITCH_INTERVAL_S`` so a spinning issuer never holds a worker off
 for long. One worker thread per model instance asks the
@@ -25,10 +25,8 @@ the run is marked invalid (``all_completed = False``).
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,9 +35,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness import arrivals
+from harness import arrivals, stats
 from harness.batching import Dispatch, DynamicBatcher
-from harness.clock import now_ns
+from harness.clock import SPIN_NS, now_ns, wait_until_ns
 from harness.metrics import Metric
 from harness.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
 
@@ -51,13 +49,6 @@ LATE_FRACTION = 0.01
 LEAD_NS = 2_000_000
 #: GIL switch interval while serving (s); restored afterwards
 SWITCH_INTERVAL_S = 1e-4
-#: the issuer sleeps until this long before a slot, then spins. Shorter than
-#: ``harness.clock.SPIN_NS``: a sleep overshoots by ~60 us, and on a shared host a long spin
-#: (or ``sched_yield`` inside it) costs the issuer its CPU share exactly when it needs it --
-#: 70 us without yielding kept >99.5 % of queries within 1 ms at 5000 QPS on a loaded
-#: 2-core host where 200 us with ``sched_yield`` let 10-20 % slip
-#: (benchmarks/bench_online_vs_loadgen.py)
-ISSUE_SPIN_NS = 70_000
 
 
 class OnlineOptions(ScenarioOptions):
@@ -224,19 +215,11 @@ def serve(
         t.start()
     start = clock() + LEAD_NS
     sched = (offsets + start).tolist()
-    sleep = time.sleep
     append = q.append
     notify = cond.notify
-    spin = ISSUE_SPIN_NS
     try:
         for i, target in enumerate(sched):  # the issue path: keep it minimal
-            t = clock()
-            if target - t > spin:
-                sleep((target - t - spin) * 1e-9)
-                t = clock()
-            while t < target:
-                t = clock()
-            issued[i] = t
+            issued[i] = wait_until_ns(target, SPIN_NS, clock)
             with cond:
                 append(i)
                 if idle[0]:
@@ -291,10 +274,8 @@ def make_schedule(o: OnlineOptions, rate_qps: float, seed: int, *, duration_s: f
 
 
 def _pct_ms(x_ns: np.ndarray, q: float) -> float | None:
-    if x_ns.size == 0:
-        return None
-    s = np.sort(x_ns)
-    return float(s[min(int(math.floor(s.size * q)), s.size - 1)]) / 1e6
+    """LoadGen-method percentile of nanosecond values, in ms (None when empty)."""
+    return None if x_ns.size == 0 else stats.percentile(x_ns, q) / stats.NS_PER_MS
 
 
 def summarize_online(
@@ -305,7 +286,6 @@ def summarize_online(
     samples_per_query: int = 1,
 ) -> tuple[dict[str, Metric], dict[str, bool], dict[str, Any]]:
     """Metrics, validity flags and extra details of one open-loop run (see docs/scenarios.md)."""
-    from harness import stats
     from harness.scenarios.summary import latency_metrics, window_throughput
 
     done = run.done

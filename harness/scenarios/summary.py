@@ -9,8 +9,6 @@ import numpy as np
 from harness import stats
 from harness.metrics import Metric
 
-NS_PER_MS = 1e6
-
 
 def latency_metrics(lat_ns: np.ndarray, headline_q: float, prefix: str = "latency") -> dict[str, Metric]:
     """Percentile metrics (ms) of ``lat_ns`` with bootstrap CIs for p50 and the headline."""

@@ -36,7 +36,6 @@ import math
 import queue
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -44,10 +43,10 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from harness import arrivals
-from harness.clock import now_ns
+from harness.clock import SPIN_NS, now_ns, wait_until_ns
 from harness.metrics import Metric
 from harness.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.scenarios.online import ISSUE_SPIN_NS, LATE_FRACTION, LATE_NS, SWITCH_INTERVAL_S
+from harness.scenarios.online import LATE_FRACTION, LATE_NS, LEAD_NS, SWITCH_INTERVAL_S
 
 Length = int | tuple[int, int]
 
@@ -213,21 +212,14 @@ def run_open(backend: Any, prompts: list[np.ndarray], olens: np.ndarray, offsets
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max_concurrency)]
     for t in threads:
         t.start()
-    start = clock() + 2_000_000
-    sleep = time.sleep
+    start = clock() + LEAD_NS
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(min(old_switch, SWITCH_INTERVAL_S))
     try:
         for i, off in enumerate(offsets_ns.tolist()):
             target = start + off
             rec.scheduled[i] = target
-            t = clock()
-            if target - t > ISSUE_SPIN_NS:
-                sleep((target - t - ISSUE_SPIN_NS) * 1e-9)
-                t = clock()
-            while t < target:
-                t = clock()
-            rec.issued[i] = t
+            rec.issued[i] = wait_until_ns(target, SPIN_NS, clock)
             q.put(i)
             if abort.is_set():
                 break
