@@ -169,7 +169,7 @@ def cell_economics(
     have_tokens = tokens_per_s is not None and tokens_per_s > 0
 
     def blank(unit: str, why: str) -> Metric:
-        return Metric(value=None, unit=unit, provenance="estimated", method=why)
+        return Metric(value=None, unit=unit, provenance="unavailable", method=why)  # no number, no claim
 
     if have_power:
         assert power_w is not None and power_provenance is not None

@@ -6,7 +6,8 @@ run records are :class:`Metric` objects that carry their provenance:
 * ``measured`` -- what happened on this machine in this run;
 * ``estimated`` -- a model applied to measurements (e.g. CPU watts from a TDP model);
 * ``projected`` -- a model for hardware that is not present;
-* ``reference`` -- a published result (e.g. MLPerf Inference), with its source.
+* ``reference`` -- a published result (e.g. MLPerf Inference), with its source;
+* ``unavailable`` -- no value (``value`` is None); ``method`` says what was missing.
 """
 
 from __future__ import annotations
