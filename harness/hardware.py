@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.yamlloc import fmt_loc, line_of
+
 Kind = Literal["cpu", "gpu", "tpu", "fpga", "asic"]
 KINDS: tuple[str, ...] = ("cpu", "gpu", "tpu", "fpga", "asic")
 PricingModel = Literal["on-demand", "capacity-block", "committed-use", "spot", "user", "estimated"]
@@ -146,35 +148,13 @@ def default_profiles_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "hardware_profiles"
 
 
-def _node_for(node: Any, loc: tuple[Any, ...]) -> Any:
-    """The deepest YAML node along ``loc`` (a pydantic error location)."""
-    import yaml
-
-    cur = node
-    for key in loc:
-        if isinstance(cur, yaml.MappingNode):
-            nxt = None
-            for k, v in cur.value:
-                if getattr(k, "value", None) == key:
-                    nxt = v
-                    break
-            if nxt is None:
-                return cur
-            cur = nxt
-        elif isinstance(cur, yaml.SequenceNode) and isinstance(key, int) and key < len(cur.value):
-            cur = cur.value[key]
-        else:
-            return cur
-    return cur
-
-
 def _format_validation(path: Path, root: Any, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
-        node = _node_for(root, loc) if root is not None else None
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        field = fmt_loc(loc)
+        n = line_of(root, loc)
+        line = f":{n}" if n is not None else ""
         problem = e["msg"]
         if e["type"] == "literal_error":
             problem += f" (got {e.get('input')!r})"

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness import plugins
 from harness.records import CellSpec
+from harness.yamlloc import fmt_loc, line_of
 
 
 class SpecError(ValueError):
@@ -100,37 +101,6 @@ class Suite(_Strict):
     matrix: list[MatrixEntry]
 
 
-# ---------------------------------------------------------------- YAML with line numbers
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = (), out: dict | None = None) -> dict:
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[path + (key,)] = k.start_mark.line + 1
-            _line_index(v, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _line_index(v, path + (i,), out)
-    return out
-
-
-def _line_for(lines: dict, loc: tuple[Any, ...]) -> int | None:
-    loc = tuple(loc)
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return lines.get(())
-
-
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
-    s = ""
-    for part in loc:
-        s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
-    return s
-
-
 def _data_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop pydantic's union-branch markers (``ModelRef``, ``str``) from an error location."""
     return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("str",))))
@@ -153,7 +123,6 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
         raise SpecError(fname, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SpecError(fname, 1, "", "a suite file must be a mapping with 'name' and 'matrix'")
-    lines = _line_index(node) if node is not None else {}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -163,8 +132,8 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
         if err["type"] == "extra_forbidden":
             parent = _data_loc(err["loc"])[:-1]
             msg = f"unknown field; allowed: {', '.join(_allowed_fields(data, parent))}"
-        raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), msg) from None
-    cells = expand(suite, fname, lines)
+        raise SpecError(fname, line_of(node, loc), fmt_loc(loc), msg) from None
+    cells = expand(suite, fname, node)
     return suite, cells
 
 
@@ -198,18 +167,17 @@ def _check_model(name: str) -> None:
                          "(or 'onnx:PATH', 'module:pkg.mod:factory')")
 
 
-def expand(suite: Suite, fname: str = "<suite>", lines: dict | None = None) -> list[CellSpec]:
+def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) -> list[CellSpec]:
     """Expand the matrix into cells, validating names and options against the registries."""
     from harness.scenarios.base import StopRule
 
-    lines = lines or {}
     d = suite.defaults
     try:
         StopRule.model_validate(d.stop)
     except ValidationError as exc:
         e = exc.errors()[0]
         loc = ("defaults", "stop", *e["loc"])
-        raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), _pyd_msg(e, StopRule)) from None
+        raise SpecError(fname, line_of(node, loc), fmt_loc(loc), _pyd_msg(e, StopRule)) from None
     cells: list[CellSpec] = []
     seen: set[str] = set()
     for mi, entry in enumerate(suite.matrix):
@@ -221,20 +189,20 @@ def expand(suite: Suite, fname: str = "<suite>", lines: dict | None = None) -> l
                 _check_model(m.name)
             except ValueError as exc:
                 loc = ("matrix", mi, "models", i)
-                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc)) from None
+                raise SpecError(fname, line_of(node, loc), fmt_loc(loc), str(exc)) from None
         for i, b in enumerate(backends):
             loc = ("matrix", mi, "backends", i)
             try:
                 cls = plugins.load("backend", b.name)
                 cls(**b.options)  # validates option names (constructors store only)
             except (plugins.UnknownPlugin, ValueError) as exc:
-                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc).strip("'\"")) from None
+                raise SpecError(fname, line_of(node, loc), fmt_loc(loc), str(exc).strip("'\"")) from None
         for si, s in enumerate(scenarios):
             loc = ("matrix", mi, "scenarios", si)
             try:
                 scls = plugins.load("scenario", s.name)
             except plugins.UnknownPlugin as exc:
-                raise SpecError(fname, _line_for(lines, loc), _fmt_loc(loc), str(exc).strip("'\"")) from None
+                raise SpecError(fname, line_of(node, loc), fmt_loc(loc), str(exc).strip("'\"")) from None
             for opts in _sweep(s):
                 merged = {**opts, "stop": {**d.stop, **opts.get("stop", {})}}
                 try:
@@ -242,7 +210,7 @@ def expand(suite: Suite, fname: str = "<suite>", lines: dict | None = None) -> l
                 except ValidationError as exc:
                     e = exc.errors()[0]
                     eloc = loc + ("options",) + tuple(e["loc"])
-                    raise SpecError(fname, _line_for(lines, eloc), _fmt_loc(eloc), _pyd_msg(e, scls.Options)) from None
+                    raise SpecError(fname, line_of(node, eloc), fmt_loc(eloc), _pyd_msg(e, scls.Options)) from None
         for m, b, s in product(models, backends, scenarios):
             for opts in _sweep(s):
                 merged = {**opts, "stop": {**d.stop, **opts.get("stop", {})}}
