@@ -19,7 +19,7 @@ completed - dispatch.
 
 The schedule spans ``stop.min_duration_s`` at ``target_qps`` and holds at least
 ``stop.min_queries`` queries (extended at the same rate when needed; ``stop.max_queries``
-caps it). Queries still unfinished ``stop.max_duration_s`` after the start are dropped and
+and ``stop.max_duration_s`` cap it, and a run cut short of its minimums is flagged). Queries still unfinished ``stop.max_duration_s`` after the start are dropped and
 the run is marked invalid (``all_completed = False``).
 """
 
