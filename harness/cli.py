@@ -218,14 +218,30 @@ def show(
     console.print({"validity": c.validity, "parity": c.parity.model_dump() if c.parity else None})
 
 
+_MOUNTED = False
+
+
 def _mount_optional() -> None:
-    """Sub-apps living in their own modules."""
+    """Sub-apps living in their own modules (idempotent)."""
+    global _MOUNTED
+    if _MOUNTED:
+        return
+    _MOUNTED = True
     from harness.cli_profiles import profiles_app
 
     app.add_typer(profiles_app, name="profiles", help="hardware profiles: list, show, validate")
     from harness.cli_gate import gate_app
 
-    app.add_typer(gate_app, name="gate", help="regression gate: compare, baselines, noise calibration, reports")
+    app.add_typer(gate_app, name="gate", help="regression gate: compare, ab, baselines, noise calibration, reports")
+    # the gate's everyday commands also at the top level: harness compare / ab / baseline /
+    # calibrate-noise / report
+    from harness import cli_gate
+
+    app.command("compare")(cli_gate.compare)
+    app.command("ab")(cli_gate.ab)
+    app.command("calibrate-noise")(cli_gate.calibrate_noise)
+    app.command("report")(cli_gate.report)
+    app.add_typer(cli_gate.baseline_app, name="baseline", help="named baselines under RESULTS/baselines/")
     from harness.cli_recommend import recommend_command
     from harness.cli_app import app_command
 

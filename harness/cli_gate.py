@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -70,6 +70,13 @@ def compare(
             report = compare_run_sets(bs, cs, rules, alpha)
     except GateError as exc:
         raise _fail(str(exc)) from None
+    _emit(report, fmt, markdown, junit, json_out)
+    raise typer.Exit(report.exit_code)
+
+
+def _emit(report: Any, fmt: str, markdown: Optional[Path], junit: Optional[Path], json_out: Optional[Path]) -> None:
+    from harness.gate import render, to_rich_table
+
     if fmt == "table":
         console.print(to_rich_table(report))
         for n in report.notes:
@@ -81,6 +88,109 @@ def compare(
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a" if f == "markdown" and path.exists() else "w") as fh:
                 fh.write(render(report, f))
+
+
+def _parse_pct(text: str, what: str) -> float:
+    t = text.strip().rstrip("%").strip()
+    try:
+        v = float(t) / 100.0
+    except ValueError:
+        raise _fail(f"{what}: expected a percentage such as 5%, got {text!r}") from None
+    if not 0 <= v < 10:
+        raise _fail(f"{what}: must be in [0, 1000) %, got {text!r}")
+    return v
+
+
+def _ab_cells(suite: Path, only: Optional[str]) -> tuple[Any, list[Any]]:
+    from harness.spec import SpecError, load_suite
+
+    try:
+        s, cells = load_suite(suite)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    cells = [c for c in cells if not only or only in c.cell_id]
+    if not cells:
+        raise _fail(f"{suite}: no cells" + (f" whose id contains {only!r}" if only else ""))
+    return s, cells
+
+
+def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, **kw: Any) -> tuple[Any, Any]:
+    from rich.progress import Progress
+
+    from harness.interleave import run_ab
+
+    with Progress(console=err, transient=True) as prog:
+        task = prog.add_task("interleaved A/B", total=len(cells))
+
+        def on_cell(k: int, n: int, spec: Any, recs: Any) -> None:
+            prog.update(task, completed=k, description=f"{spec.cell_id}" if recs is None else "interleaved A/B")
+
+        return run_ab(cells, results, options=opts, suite_name=name, suite_path=suite, on_cell=on_cell, **kw)
+
+
+_AB_ROUNDS = typer.Option(40, "--rounds", min=3, help="rounds; each side measures one block per round")
+_AB_BLOCK = typer.Option(25.0, "--block-ms", min=0.001, help="minimum measured time of one block (ms)")
+_AB_WORKERS = typer.Option(3, "--workers", min=1, help="worker processes per side (each loads the model)")
+
+
+@gate_app.command("ab")
+def ab(
+    suite: Path = typer.Argument(..., help="suite YAML; its closed-loop cells (offline, single-stream) are measured"),
+    baseline_path: Optional[list[str]] = typer.Option(
+        None, "--baseline-path", help="directory put first on sys.path of the baseline workers, e.g. a checkout "
+        "of the base commit holding your model code (repeatable)"),
+    current_path: Optional[list[str]] = typer.Option(
+        None, "--current-path", help="likewise for the current workers (default: as installed)"),
+    inject_slowdown: Optional[str] = typer.Option(
+        None, "--inject-slowdown", help="slow the current side's backend by this much, e.g. 5%: shows which "
+        "change the gate can see on this machine (recorded in the run)"),
+    rounds: int = _AB_ROUNDS,
+    block_ms: float = _AB_BLOCK,
+    workers: int = _AB_WORKERS,
+    seed: int = typer.Option(0, "--seed", help="seed of the order of turns"),
+    fail_on: Optional[list[str]] = typer.Option(
+        None, "--fail-on", help="rule METRIC:+N% / METRIC:-N% (repeatable); default: "
+        "median_latency:+5% p99_latency:+10% throughput:-5%"),
+    alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
+    fmt: str = typer.Option("table", "--format", "-f", help="stdout format: " + ", ".join(FORMATS)),
+    only: Optional[str] = typer.Option(None, "--only", help="measure only cells whose id contains this text"),
+    results: Path = _RESULTS,
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="also write Markdown here (e.g. $GITHUB_STEP_SUMMARY)"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="also write JUnit XML here"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write JSON here"),
+) -> None:
+    """Measure baseline and current interleaved (each side in its own processes, taking turns
+    in short blocks) and gate current against baseline block by block; exit 1 on a
+    regression, 2 on bad input.
+
+    Host drift hits both sides alike, so small thresholds hold on a noisy machine. Both runs
+    are saved (ids ...-ab-baseline-... and ...-ab-current-...); `harness gate compare` on
+    them gives the same paired comparison."""
+    from harness.gate import LoadedRun, compare_runs, parse_rules
+    from harness.interleave import InterleaveError, InterleaveOptions
+
+    if fmt not in FORMATS:
+        raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    try:
+        rules = parse_rules(fail_on)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    slow = _parse_pct(inject_slowdown, "--inject-slowdown") if inject_slowdown else 0.0
+    s, cells = _ab_cells(suite, only)
+    opts = InterleaveOptions(rounds=rounds, block_ms=block_ms, workers=workers, seed=seed)
+    try:
+        b, c = _run_ab(suite, cells, results, s.name, opts, baseline_path=baseline_path or (),
+                       current_path=current_path or (), inject_slowdown=slow)
+    except InterleaveError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"baseline run {b.run_id}, current run {c.run_id} in {results}"
+              + (f"; current slowed by {slow:.1%} on purpose" if slow else ""))
+    try:
+        report = compare_runs(LoadedRun(b, Path(results) / b.run_id, b.run_id),
+                              LoadedRun(c, Path(results) / c.run_id, c.run_id), rules, alpha)
+    except GateError as exc:
+        raise _fail(str(exc)) from None
+    _emit(report, fmt, markdown, junit, json_out)
     raise typer.Exit(report.exit_code)
 
 
@@ -143,30 +253,57 @@ def calibrate_noise(
     fail_on: Optional[list[str]] = typer.Option(None, "--metric", help="rules whose metrics to calibrate (default rules)"),
     results: Path = _RESULTS,
     only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id contains this text"),
+    interleaved: bool = typer.Option(False, "--interleaved", help="calibrate `gate ab`: REPEATS interleaved "
+                                     "sessions of identical sides (closed-loop cells)"),
+    rounds: int = _AB_ROUNDS,
+    block_ms: float = _AB_BLOCK,
+    workers: int = _AB_WORKERS,
 ) -> None:
-    """Run SUITE REPEATS times and report run-to-run noise and a threshold per metric."""
-    from harness.gate import LoadedRun, noise_from_runs, parse_rules
+    """Run SUITE REPEATS times and report run-to-run noise and a threshold per metric
+    (with --interleaved: the noise of `gate ab` between identical sides)."""
+    from harness.gate import LoadedRun, compare_runs, noise_from_runs, parse_rules
     from harness.runner import run_suite
     from harness.spec import SpecError
 
     try:
-        metrics = [r.metric for r in parse_rules(fail_on)]
+        rules = parse_rules(fail_on)
+        metrics = [r.metric for r in rules]
     except GateError as exc:
         raise _fail(str(exc)) from None
-    runs = []
-    for i in range(repeats):
-        console.print(f"run {i + 1}/{repeats} of {suite}")
+    if interleaved:
+        from harness.gate_paired import noise_from_ab_reports
+        from harness.interleave import InterleaveOptions
+
+        s, cells = _ab_cells(suite, only)
+        reports = []
+        for i in range(repeats):
+            console.print(f"A/A session {i + 1}/{repeats} of {suite}")
+            opts = InterleaveOptions(rounds=rounds, block_ms=block_ms, workers=workers, seed=i)
+            b, c = _run_ab(suite, cells, results, s.name, opts)
+            reports.append(compare_runs(LoadedRun(b, Path(results) / b.run_id, b.run_id),
+                                        LoadedRun(c, Path(results) / c.run_id, c.run_id), rules))
         try:
-            rec = run_suite(suite, root=results, only=(lambda c: only in c.cell_id) if only else None)
-        except SpecError as exc:
+            rows = noise_from_ab_reports(reports, false_alarm_rate)
+        except GateError as exc:
             raise _fail(str(exc)) from None
-        runs.append(LoadedRun(rec, Path(results) / rec.run_id, rec.run_id))
-    try:
-        rows = noise_from_runs(runs, metrics, false_alarm_rate)
-    except GateError as exc:
-        raise _fail(str(exc)) from None
-    t = Table("cell", "metric", "runs", "mean", "CV", "A/A max change", "suggested threshold", "A/A false alarms",
-              title=f"run-to-run noise over {repeats} runs (target false-alarm rate {false_alarm_rate:g})")
+        what = f"interleaved A/A noise over {repeats} sessions"
+    else:
+        runs = []
+        for i in range(repeats):
+            console.print(f"run {i + 1}/{repeats} of {suite}")
+            try:
+                rec = run_suite(suite, root=results, only=(lambda c: only in c.cell_id) if only else None)
+            except SpecError as exc:
+                raise _fail(str(exc)) from None
+            runs.append(LoadedRun(rec, Path(results) / rec.run_id, rec.run_id))
+        try:
+            rows = noise_from_runs(runs, metrics, false_alarm_rate)
+        except GateError as exc:
+            raise _fail(str(exc)) from None
+        what = f"run-to-run noise over {repeats} runs"
+    t = Table("cell", "metric", "runs" if not interleaved else "sessions", "mean", "CV", "A/A max change",
+              "suggested threshold", "A/A false alarms",
+              title=f"{what} (target false-alarm rate {false_alarm_rate:g})")
     for r in rows:
         t.add_row(r.cell_id, r.metric, str(r.n_runs), f"{r.mean_statistic:.4g}", f"{r.cv * 100:.2f}%",
                   f"{r.aa_max_change * 100:.2f}%", f"{r.suggested_threshold * 100:.1f}%", f"{r.false_alarms}/{r.pairs}")

@@ -468,7 +468,9 @@ METHOD_SUMMARY = (
     "ratio = statistic(current)/statistic(baseline); CI at 1-alpha by percentile bootstrap of the log "
     "ratio (exact order-statistic bootstrap for quantiles); two-sided Mann-Whitney U with Holm-Bonferroni "
     "correction over all comparisons; regression only when the CI clears the threshold and the corrected "
-    "p < alpha; mde = exp(half-width of the log-ratio CI) - 1"
+    "p < alpha; mde = exp(half-width of the log-ratio CI) - 1. Interleaved A/B runs (harness gate ab) are "
+    "compared block by block instead: median of the per-block log ratios, its sign-test interval and the "
+    "exact sign test"
 )
 
 
@@ -539,6 +541,16 @@ def compare_runs(
                 pending.append(_ph(cid, r, alpha, "inconclusive", f"baseline cell {bc.status}"))
             continue
         braw, craw = baseline.raw(cid), current.raw(cid)
+        if _paired(bc, cc, braw, craw):
+            from harness.gate_paired import compare_paired
+
+            for r in rules:
+                if not r.metric.applies_to(cc.spec.scenario):
+                    pending.append(_ph(cid, r, alpha, "not applicable",
+                                       f"{r.metric.name} is not gated for scenario {cc.spec.scenario}"))
+                    continue
+                pending.append((compare_paired(braw, craw, r.metric, r.threshold, alpha, cid), 1.0, 1.0))
+            continue
         b_unstable = _instability(bc) if bc.validity.get("steady_state") is False else 1.0
         c_unstable = _instability(cc) if cc.validity.get("steady_state") is False else 1.0
         for r in rules:
@@ -646,6 +658,14 @@ def compare_run_sets(
         verdict = decide(v.ci_low, v.ci_high, float(pa), v.direction, v.threshold, alpha)
         report.verdicts.append(replace(v, p_adjusted=float(pa), verdict=verdict))
     return report
+
+
+def _paired(bc: Any, cc: Any, braw: Any, craw: Any) -> bool:
+    """Whether two cells were measured interleaved in one session (compared block by block)."""
+    from harness.gate_paired import is_interleaved
+    from harness.interleave import interleaved_partners
+
+    return interleaved_partners(bc, cc) and is_interleaved(braw) and is_interleaved(craw)
 
 
 def _instability(cell: Any) -> float:

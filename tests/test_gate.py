@@ -336,3 +336,22 @@ def test_run_sets_put_between_run_noise_in_the_interval(tmp_path: Path) -> None:
     assert back.verdict == "improvement" and back.ratio == pytest.approx(1 / rep.verdicts[0].ratio)
     with pytest.raises(gate.GateError, match="at least 2"):
         gate.compare_run_sets(load(base)[:1], load(same), rules)
+
+
+def test_top_level_aliases_match_the_gate_group(tmp_path: Path, runs) -> None:
+    """`harness compare`, `harness baseline`, `harness report` are the gate's commands."""
+    from harness import cli
+
+    cli._mount_optional()
+    runs("a", seed=1)
+    runs("c", f_ss=1.3, seed=3)
+    r = str(tmp_path)
+    invoke = CliRunner().invoke
+    grouped = invoke(cli.app, ["gate", "compare", "a", "c", "--results", r, "-f", "json"])
+    top = invoke(cli.app, ["compare", "a", "c", "--results", r, "-f", "json"])
+    assert grouped.exit_code == top.exit_code == 1
+    assert json.loads(grouped.output)["verdicts"] == json.loads(top.output)["verdicts"]
+    assert invoke(cli.app, ["baseline", "save", "main", "a", "--results", r]).exit_code == 0
+    assert (tmp_path / "baselines" / "main" / "run.json").exists()
+    for name in ("ab", "calibrate-noise", "report"):
+        assert invoke(cli.app, [name, "--help"]).exit_code == 0

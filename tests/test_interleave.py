@@ -1,0 +1,241 @@
+"""Interleaved A/B measurement (harness.interleave) and its paired gate (harness.gate_paired)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binom
+from typer.testing import CliRunner
+
+from harness.gate import LoadedRun, compare_runs, gate_metric, parse_rules
+from harness.gate_paired import (
+    compare_paired,
+    median_interval,
+    noise_from_ab_reports,
+    paired_log_ratios,
+    sign_rank_k,
+)
+from harness.interleave import InterleaveError, InterleaveOptions, Variant, measure_interleaved, run_ab
+from harness.records import CellSpec
+from tests_support import fast_cell
+
+SPIN = "fake_backends:SpinBackend"
+FAST = InterleaveOptions(rounds=20, block_ms=3, workers=2, block_min_queries=3)
+
+
+def spin_cell(service_us: float = 300, scenario: str = "single-stream") -> CellSpec:
+    c = fast_cell(backend=SPIN, scenario=scenario)
+    return c.model_copy(update={"backend_options": {"service_us": service_us}, "parity": False})
+
+
+# ------------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("n", [9, 10, 20, 40, 41, 100])
+@pytest.mark.parametrize("alpha", [0.01, 0.05])
+def test_sign_interval_index_is_the_binomial_quantile(n: int, alpha: float) -> None:
+    k = sign_rank_k(n, alpha)
+    assert k >= 1
+    assert binom.cdf(k - 1, n, 0.5) <= alpha / 2 < binom.cdf(k, n, 0.5)
+
+
+def test_too_few_blocks_give_an_unbounded_interval() -> None:
+    assert sign_rank_k(7, 0.01) == 0  # 2 * 0.5**7 > 0.01
+    est, lo, hi = median_interval(np.array([0.1] * 7), 0.01)
+    assert est == pytest.approx(0.1) and lo == -math.inf and hi == math.inf
+
+
+def _raw(values_by_block: list[np.ndarray]) -> pd.DataFrame:
+    """A raw table of back-to-back queries with the given latencies (ms) per block."""
+    rows, t = [], 0
+    for k, lat in enumerate(values_by_block):
+        for x in lat:
+            d = int(x * 1e6)
+            rows.append({"block": k, "batch_size": 1, "scheduled_ns": t, "issued_ns": t, "completed_ns": t + d})
+            t += d
+        t += 10_000_000  # the other side's turn
+    return pd.DataFrame(rows)
+
+
+def _drifting_pair(change: float, outliers: dict[int, float], rounds: int = 30, seed: int = 0):
+    """Baseline and current blocks sharing a host drift of 0.6x-2x per round; ``outliers``
+    slow single current blocks by a factor (a burst that hit one side only)."""
+    rng = np.random.default_rng(seed)
+    drift = rng.uniform(0.6, 2.0, rounds)
+    b, c = [], []
+    for k in range(rounds):
+        base = 0.1 * drift[k] * rng.lognormal(0, 0.01, 200)
+        b.append(base)
+        c.append(0.1 * drift[k] * (1 + change) * outliers.get(k, 1.0) * rng.lognormal(0, 0.01, 200))
+    return _raw(b), _raw(c)
+
+
+def test_paired_comparison_cancels_drift_and_ignores_outlier_blocks() -> None:
+    m = gate_metric("median_latency")
+    bursts = {3: 1.8, 11: 1.6, 20: 0.5, 27: 1.7}
+    b, c = _drifting_pair(0.04, bursts)
+    v = compare_paired(b, c, m, threshold=0.02)
+    assert v.verdict == "regression"
+    assert v.ratio == pytest.approx(1.04, abs=0.005)
+    assert 1.02 < v.ci_low < 1.04 < v.ci_high < 1.06
+    aa_b, aa_c = _drifting_pair(0.0, bursts, seed=1)
+    assert compare_paired(aa_b, aa_c, m, threshold=0.02).verdict == "no change"
+
+
+def test_paired_throughput_counts_block_time_only() -> None:
+    m = gate_metric("throughput")
+    b, c = _drifting_pair(0.10, {})
+    v = compare_paired(b, c, m, threshold=0.03)
+    assert v.verdict == "regression"
+    assert v.ratio == pytest.approx(1 / 1.10, rel=0.01)
+    # pooled value: 200 queries per block over the blocks' own time, gaps excluded
+    lat = (b["completed_ns"] - b["scheduled_ns"]).to_numpy()
+    assert v.baseline_value == pytest.approx(len(b) / (lat.sum() / 1e9), rel=0.01)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=9, max_size=40),
+       st.sampled_from(["median_latency", "p99_latency", "throughput"]))
+def test_paired_comparison_is_symmetric(d: list[float], metric: str) -> None:
+    blocks_b = [np.full(20, 0.1) for _ in d]
+    blocks_c = [np.full(20, 0.1 * math.exp(x)) for x in d]
+    b, c = _raw(blocks_b), _raw(blocks_c)
+    m = gate_metric(metric)
+    fwd, back = compare_paired(b, c, m, 0.05), compare_paired(c, b, m, 0.05)
+    assert fwd.ratio * back.ratio == pytest.approx(1.0, rel=1e-9)
+    assert fwd.ci_low * back.ci_high == pytest.approx(1.0, rel=1e-9)
+    assert fwd.p_value == pytest.approx(back.p_value)
+    mirror = {"regression": "improvement", "improvement": "regression"}
+    assert back.verdict == mirror.get(fwd.verdict, fwd.verdict)
+
+
+# ------------------------------------------------------------------------------- real workers
+
+
+def _loaded(rec, root: Path) -> LoadedRun:
+    return LoadedRun(rec, root / rec.run_id, rec.run_id)
+
+
+def test_interleaved_session_records_blocks_workers_and_detects_a_slowdown(tmp_path: Path) -> None:
+    b, c = run_ab([spin_cell()], tmp_path, inject_slowdown=0.25, options=FAST)
+    bc, cc = b.cells[0], c.cells[0]
+    assert bc.status == cc.status == "ok", (bc.error, cc.error)
+    assert bc.cell_id == cc.cell_id
+    assert bc.extra["interleave"]["session"] == cc.extra["interleave"]["session"]
+    assert cc.extra["injected_slowdown"] == 0.25 and "injected_slowdown" not in bc.extra
+    assert c.environment["injected_slowdown"] == 0.25
+    assert "energy not metered" in bc.extra["energy"]
+    raw = _loaded(b, tmp_path).raw(bc.cell_id)
+    assert sorted(raw["block"].unique()) == list(range(FAST.rounds))
+    per_worker = raw.groupby("worker")["block"].nunique()
+    assert sorted(per_worker.index) == [0, 1] and set(per_worker) == {10}  # each process used equally
+    lat_ms = (raw["completed_ns"] - raw["issued_ns"]) / 1e6
+    assert lat_ms.median() == pytest.approx(bc.metrics["latency_p50"].value)
+    assert lat_ms.min() >= 0.3  # the spin backend's service time
+    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    (v,) = report.verdicts
+    assert "interleaved" in v.note
+    assert v.verdict == "regression" and v.ratio == pytest.approx(1.25, abs=0.05)
+    assert report.exit_code == 1
+
+
+def test_identical_sides_pass(tmp_path: Path) -> None:
+    b, c = run_ab([spin_cell()], tmp_path, options=FAST)
+    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    assert report.exit_code == 0
+    assert abs(report.verdicts[0].ratio - 1) < 0.05
+
+
+def test_runs_of_different_sessions_are_compared_unpaired(tmp_path: Path) -> None:
+    b1, _ = run_ab([spin_cell()], tmp_path, options=FAST)
+    _, c2 = run_ab([spin_cell()], tmp_path, options=FAST)
+    report = compare_runs(_loaded(b1, tmp_path), _loaded(c2, tmp_path), parse_rules(["median_latency:+10%"]))
+    assert "interleaved" not in report.verdicts[0].note
+
+
+def test_a_failing_variant_fails_the_cell_for_both_sides(tmp_path: Path) -> None:
+    good = Variant("baseline", spin_cell())
+    bad = Variant("current", fast_cell(backend="fake_backends:RaiseBackend"))
+    recs = measure_interleaved([good, bad], [tmp_path / "b", tmp_path / "c"], FAST)
+    assert recs[1].status == "failed" and "model file is corrupt" in recs[1].error
+    assert recs[0].status == "failed" and "partner 'current'" in recs[0].error
+    crash = Variant("current", fast_cell(backend="fake_backends:CrashBackend"))
+    recs = measure_interleaved([good, crash], [tmp_path / "b", tmp_path / "c"], FAST)
+    assert recs[1].status == "crashed" and "SIGABRT" in recs[1].error
+
+
+def test_open_loop_cells_are_refused_or_skipped(tmp_path: Path) -> None:
+    online = fast_cell(scenario="online", qps=100.0)
+    with pytest.raises(InterleaveError, match="closed-loop"):
+        measure_interleaved([Variant("a", online), Variant("b", online)], [tmp_path / "a", tmp_path / "b"], FAST)
+    b, c = run_ab([online], tmp_path, options=FAST)
+    assert b.cells[0].status == c.cells[0].status == "skipped"
+    assert "cannot be interleaved" in b.cells[0].error
+    assert b.status == c.status == "complete"
+
+
+def test_noise_rows_from_aa_sessions(tmp_path: Path) -> None:
+    rules = parse_rules(["median_latency:+10%", "throughput:-10%"])
+    reports = []
+    for _ in range(2):
+        b, c = run_ab([spin_cell()], tmp_path, options=FAST)
+        reports.append(compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), rules))
+    rows = noise_from_ab_reports(reports)
+    assert {r.metric for r in rows} == {"median_latency", "throughput"}
+    for r in rows:
+        assert r.n_runs == 2 and r.suggested_threshold >= r.aa_max_change
+        assert r.suggested_threshold < 0.2
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def _suite(tmp_path: Path) -> Path:
+    p = tmp_path / "ab.yaml"
+    p.write_text(yaml.safe_dump({
+        "name": "ab-test",
+        "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
+        "matrix": [{"models": ["tabular_mlp"],
+                    "backends": [{"name": SPIN, "options": {"service_us": 300}}],
+                    "scenarios": ["single-stream", {"name": "online", "options": {"target_qps": 100}}]}],
+    }))
+    return p
+
+
+def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
+    import typer
+
+    from harness.cli_gate import gate_app
+
+    app = typer.Typer()
+    app.add_typer(gate_app, name="gate")
+    suite, res = _suite(tmp_path), tmp_path / "results"
+    args = ["gate", "ab", str(suite), "--results", str(res), "--rounds", "20", "--block-ms", "3",
+            "--workers", "2", "--fail-on", "median_latency:+10%"]
+    cli = CliRunner()
+    slow = cli.invoke(app, args + ["--inject-slowdown", "25%", "-f", "markdown"])
+    assert slow.exit_code == 1, slow.output
+    assert "REGRESSION" in slow.output and "interleaved" in slow.output
+    same = cli.invoke(app, args)
+    assert same.exit_code == 0, same.output
+    bad = cli.invoke(app, args + ["--inject-slowdown", "lots"])
+    assert bad.exit_code == 2 and "percentage" in bad.output
+    runs = sorted(p.name for p in res.iterdir())
+    assert sum("-ab-baseline-" in r for r in runs) == 2 and sum("-ab-current-" in r for r in runs) == 2
+    # the saved slowed pair compares the same way through `gate compare`
+    from harness.results import load_run
+
+    recs = [load_run(res / r) for r in runs]
+    slowed = next(r for r in recs if r.environment.get("injected_slowdown"))
+    session = slowed.environment["interleave_session"]
+    base = next(r for r in recs if r.environment["interleave_session"] == session and r is not slowed)
+    again = cli.invoke(app, ["gate", "compare", base.run_id, slowed.run_id, "--results", str(res),
+                             "--fail-on", "median_latency:+10%", "-f", "markdown"])
+    assert again.exit_code == 1 and "interleaved" in again.output
