@@ -154,6 +154,22 @@ def test_token_metrics_follow_definitions_on_scripted_times() -> None:
     assert all(3 <= p <= 9 and n == 4 for p, n in be.requests)
 
 
+def test_token_warmup_honours_both_minimums() -> None:
+    clock = FakeClock()
+    be = ScriptedDecoder(clock, prefill_ns=10_000_000, gaps_ns=[3_000_000])
+    opts = TokenStreamOptions(mode="closed", output_len=4, prompt_len=4,
+                              stop={"min_duration_s": 0, "min_queries": 5, "max_queries": 5,
+                                    "warmup_queries": 2, "warmup_s": 0.1})
+    res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
+    # 19 ms per request: 0.1 s needs 6 requests (more than the 2 asked for)
+    assert res.warmup["queries"] == 6 and res.warmup["duration_s"] == pytest.approx(0.114)
+    assert len(be.requests) == 6 + 5
+    opts = opts.model_copy(update={"stop": opts.stop.model_copy(update={"warmup_queries": 9})})
+    be2 = ScriptedDecoder(FakeClock(), prefill_ns=10_000_000, gaps_ns=[3_000_000])
+    res = TokenStreamScenario(opts, clock=be2.clock).run(FakeCtx(be2))
+    assert res.warmup["queries"] == 9
+
+
 def test_goodput_counts_requests_meeting_both_slos() -> None:
     sched = np.array([0, 0, 0], dtype=np.int64)
     times = [[5, 7, 9], [50, 52], [5, 100]]  # TTFT 5/50/5, TPOT 2/2/95

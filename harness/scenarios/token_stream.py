@@ -317,13 +317,22 @@ class TokenStreamScenario(Scenario):
         be, clock, stop = ctx.backend, self.clock, o.stop
         vocab = _vocab(o, ctx.workload)
         warm: dict[str, Any] = {}
-        if stop.warmup_queries > 0:
-            wp, wl = draw_requests(o, stop.warmup_queries, vocab, ctx.seed + 1_000_003)
+        if stop.warmup_queries > 0 or stop.warmup_s > 0:
+            # both minimums, as for the other scenarios: warmup_queries requests and warmup_s
+            # seconds, whichever comes later (capped like their warm-up loops)
+            wp, wl = draw_requests(o, max(stop.warmup_queries, 1), vocab, ctx.seed + 1_000_003)
             t = clock()
-            for p, k in zip(wp, wl):
+            min_ns, cap_ns = int(stop.warmup_s * 1e9), int((max(stop.warmup_s * 4, 1.0) + 30.0) * 1e9)
+            done = 0
+            while True:
+                p, k = wp[done % len(wp)], wl[done % len(wl)]
                 for _ in be.generate(p, int(k)):
                     pass
-            warm = {"queries": len(wp), "duration_s": (clock() - t) / 1e9}
+                done += 1
+                el = clock() - t
+                if (done >= stop.warmup_queries and el >= min_ns) or el >= cap_ns:
+                    break
+            warm = {"queries": done, "duration_s": (clock() - t) / 1e9}
         if o.mode == "open":
             n = max(int(round(o.target_qps * stop.min_duration_s)), stop.min_queries)
             if stop.max_queries is not None:
