@@ -98,10 +98,13 @@ def _parse_pct(text: str, what: str) -> float:
         raise _fail(f"{what}: expected a percentage such as 5%, got {text!r}") from None
     if not 0 <= v < 10:
         raise _fail(f"{what}: must be in [0, 1000) %, got {text!r}")
+    if "%" not in text:
+        err.print(f"[dim]{what} {text}: read as {v * 100:g} %[/]")
     return v
 
 
 def _ab_cells(suite: Path, only: Optional[str]) -> tuple[Any, list[Any]]:
+    from harness.interleave import CLOSED_LOOP
     from harness.spec import SpecError, load_suite
 
     try:
@@ -111,7 +114,27 @@ def _ab_cells(suite: Path, only: Optional[str]) -> tuple[Any, list[Any]]:
     cells = [c for c in cells if not only or only in c.cell_id]
     if not cells:
         raise _fail(f"{suite}: no cells" + (f" whose id contains {only!r}" if only else ""))
+    if not any(c.scenario in CLOSED_LOOP for c in cells):
+        raise _fail(f"{suite}: no cell can be interleaved (scenarios {sorted({c.scenario for c in cells})}); "
+                    f"allowed: {', '.join(sorted(CLOSED_LOOP))}")
     return s, cells
+
+
+def _ab_options(**kw: Any) -> Any:
+    from pydantic import ValidationError
+
+    from harness.interleave import InterleaveOptions
+
+    try:
+        return InterleaveOptions(**kw)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise _fail(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})") from None
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise _fail(f"--alpha must be in (0, 1), got {alpha}")
 
 
 def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, **kw: Any) -> tuple[Any, Any]:
@@ -125,10 +148,14 @@ def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, 
         def on_cell(k: int, n: int, spec: Any, recs: Any) -> None:
             prog.update(task, completed=k, description=f"{spec.cell_id}" if recs is None else "interleaved A/B")
 
-        return run_ab(cells, results, options=opts, suite_name=name, suite_path=suite, on_cell=on_cell, **kw)
+        try:
+            return run_ab(cells, results, options=opts, suite_name=name, suite_path=suite, on_cell=on_cell, **kw)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted:[/] the cells measured so far are saved (runs marked interrupted)")
+            raise typer.Exit(130) from None
 
 
-_AB_ROUNDS = typer.Option(40, "--rounds", min=3, help="rounds; each side measures one block per round")
+_AB_ROUNDS = typer.Option(40, "--rounds", min=10, help="rounds (>= 10); each side measures one block per round")
 _AB_BLOCK = typer.Option(25.0, "--block-ms", min=0.001, help="minimum measured time of one block (ms)")
 _AB_WORKERS = typer.Option(3, "--workers", min=1, help="worker processes per side (each loads the model)")
 
@@ -167,17 +194,18 @@ def ab(
     are saved (ids ...-ab-baseline-... and ...-ab-current-...); `harness gate compare` on
     them gives the same paired comparison."""
     from harness.gate import LoadedRun, compare_runs, parse_rules
-    from harness.interleave import InterleaveError, InterleaveOptions
+    from harness.interleave import InterleaveError
 
     if fmt not in FORMATS:
         raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    _check_alpha(alpha)
     try:
         rules = parse_rules(fail_on)
     except GateError as exc:
         raise _fail(str(exc)) from None
     slow = _parse_pct(inject_slowdown, "--inject-slowdown") if inject_slowdown else 0.0
+    opts = _ab_options(rounds=rounds, block_ms=block_ms, workers=workers, seed=seed)
     s, cells = _ab_cells(suite, only)
-    opts = InterleaveOptions(rounds=rounds, block_ms=block_ms, workers=workers, seed=seed)
     try:
         b, c = _run_ab(suite, cells, results, s.name, opts, baseline_path=baseline_path or (),
                        current_path=current_path or (), inject_slowdown=slow)
@@ -272,19 +300,20 @@ def calibrate_noise(
         raise _fail(str(exc)) from None
     if interleaved:
         from harness.gate_paired import noise_from_ab_reports
-        from harness.interleave import InterleaveOptions
+        from harness.interleave import InterleaveError
 
+        opts = _ab_options(rounds=rounds, block_ms=block_ms, workers=workers)
         s, cells = _ab_cells(suite, only)
         reports = []
-        for i in range(repeats):
-            console.print(f"A/A session {i + 1}/{repeats} of {suite}")
-            opts = InterleaveOptions(rounds=rounds, block_ms=block_ms, workers=workers, seed=i)
-            b, c = _run_ab(suite, cells, results, s.name, opts)
-            reports.append(compare_runs(LoadedRun(b, Path(results) / b.run_id, b.run_id),
-                                        LoadedRun(c, Path(results) / c.run_id, c.run_id), rules))
         try:
+            for i in range(repeats):
+                console.print(f"A/A session {i + 1}/{repeats} of {suite}")
+                # distinct seeds per session (run_ab adds the cell index)
+                b, c = _run_ab(suite, cells, results, s.name, opts.model_copy(update={"seed": i * 100_003}))
+                reports.append(compare_runs(LoadedRun(b, Path(results) / b.run_id, b.run_id),
+                                            LoadedRun(c, Path(results) / c.run_id, c.run_id), rules))
             rows = noise_from_ab_reports(reports, false_alarm_rate)
-        except GateError as exc:
+        except (GateError, InterleaveError) as exc:
             raise _fail(str(exc)) from None
         what = f"interleaved A/A noise over {repeats} sessions"
     else:

@@ -371,8 +371,15 @@ def window_throughput_samples(
 
 
 def cell_samples(raw: Any, metric: GateMetric) -> np.ndarray:
+    """Samples of ``metric``: per-query latency (ms), or throughput per 100 ms window; for an
+    interleaved run (a ``block`` column) throughput per block, so that the other side's turns
+    never count as this side's time."""
     if metric.samples == "latency":
         return latency_samples_ms(raw)
+    if "block" in raw:
+        from harness.gate_paired import block_values
+
+        return np.asarray(list(block_values(raw, metric).values()), dtype=float)
     bs = raw["batch_size"] if "batch_size" in raw else None
     return window_throughput_samples(np.asarray(raw["completed_ns"]), None if bs is None else np.asarray(bs))
 
@@ -532,8 +539,11 @@ def compare_runs(
         if bc.spec.model_dump(exclude={"timeout_s"}) != cc.spec.model_dump(exclude={"timeout_s"}):
             report.notes.append(f"{cid}: specs differ between runs (e.g. stop rule); compared anyway")
         if cc.status != "ok":
+            # a baseline left unmeasured only because its interleaved partner (this current
+            # cell) failed counts as ok here: the current side broke
+            partner_only = bc.status == "skipped" and bool(bc.extra.get("partner_failed"))
             for r in rules:
-                v: Verdict = "failed" if bc.status == "ok" else "inconclusive"
+                v: Verdict = "failed" if (bc.status == "ok" or partner_only) else "inconclusive"
                 pending.append(_ph(cid, r, alpha, v, f"current cell {cc.status}: {cc.error or ''}".strip()))
             continue
         if bc.status != "ok":

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import stats
 
-MIN_BLOCKS = 9  # fewer paired blocks cannot give a 99 % sign-test interval
+MIN_BLOCKS = 9  # below this a 99 % sign-test interval is (nearly) the whole range of the blocks
 
 
 def sign_rank_k(n: int, alpha: float) -> int:
@@ -114,13 +114,14 @@ def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: f
 
     d = paired_log_ratios(braw, craw, metric)
     sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
-    note = (f"interleaved: {d.size} paired blocks; median of per-block log ratios "
-            f"(block {metric.statistic}), sign test")
+    what = "samples / block time" if metric.samples == "throughput" else f"block {metric.statistic}"
+    note = (f"interleaved: {d.size} paired blocks; median of per-block log ratios ({what}), sign test; "
+            "interval conditional on these worker processes")
     fn = stats.resolve_statistic(metric.statistic)
     if metric.samples == "latency" and isinstance(fn, stats.QuantileStat):
         per_block = int(min(np.median(np.bincount(np.asarray(r["block"], dtype=np.int64))[
             np.unique(np.asarray(r["block"], dtype=np.int64))]) for r in (braw, craw)))
-        if per_block * (1 - fn.q) < 1:
+        if per_block * (1 - fn.q) < 2:
             note += (f"; blocks hold ~{per_block} queries, so the block {metric.statistic} is close to "
                      "the block maximum: raise --block-ms for a tail estimate")
     if d.size < MIN_BLOCKS:

@@ -60,3 +60,26 @@ class SpinBackend(NullBackend):
         end = time.perf_counter_ns() + int(self.options.get("service_us", 100) * 1000)
         while time.perf_counter_ns() < end:
             pass
+
+
+class FailLaterBackend(SpinBackend):
+    """Spins like :class:`SpinBackend`, then after ``after`` queries aborts its process
+    (``mode: crash``), raises (``mode: raise``) or hangs (``mode: hang``)."""
+
+    name: ClassVar[str] = "fail-later"
+    capabilities = NullBackend.capabilities.__class__(
+        devices=("cpu",), streaming=False, needs_model=False,
+        options={"service_us": "service time", "after": "queries before failing", "mode": "crash|raise|hang"},
+    )
+
+    def infer(self, prepared: Any) -> None:
+        self._n = getattr(self, "_n", 0) + 1
+        if self._n > int(self.options.get("after", 100)):
+            mode = self.options.get("mode", "crash")
+            if mode == "crash":
+                os.abort()
+            if mode == "hang":
+                while True:
+                    time.sleep(1)
+            raise RuntimeError(f"infer broke after {self._n - 1} queries")
+        super().infer(prepared)

@@ -27,7 +27,7 @@ from harness.records import CellSpec
 from tests_support import fast_cell
 
 SPIN = "fake_backends:SpinBackend"
-FAST = InterleaveOptions(rounds=20, block_ms=3, workers=2, block_min_queries=3)
+FAST = InterleaveOptions(rounds=20, block_ms=10, workers=2, block_min_queries=3)
 
 
 def spin_cell(service_us: float = 300, scenario: str = "single-stream") -> CellSpec:
@@ -137,12 +137,12 @@ def test_interleaved_session_records_blocks_workers_and_detects_a_slowdown(tmp_p
     per_worker = raw.groupby("worker")["block"].nunique()
     assert sorted(per_worker.index) == [0, 1] and set(per_worker) == {10}  # each process used equally
     lat_ms = (raw["completed_ns"] - raw["issued_ns"]) / 1e6
-    assert lat_ms.median() == pytest.approx(bc.metrics["latency_p50"].value)
+    assert lat_ms.median() == pytest.approx(bc.metrics["latency_p50"].value, rel=1e-3)
     assert lat_ms.min() >= 0.3  # the spin backend's service time
     report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
     (v,) = report.verdicts
     assert "interleaved" in v.note
-    assert v.verdict == "regression" and v.ratio == pytest.approx(1.25, abs=0.05)
+    assert v.verdict == "regression" and 1.15 < v.ratio < 1.40
     assert report.exit_code == 1
 
 
@@ -160,15 +160,47 @@ def test_runs_of_different_sessions_are_compared_unpaired(tmp_path: Path) -> Non
     assert "interleaved" not in report.verdicts[0].note
 
 
-def test_a_failing_variant_fails_the_cell_for_both_sides(tmp_path: Path) -> None:
-    good = Variant("baseline", spin_cell())
-    bad = Variant("current", fast_cell(backend="fake_backends:RaiseBackend"))
-    recs = measure_interleaved([good, bad], [tmp_path / "b", tmp_path / "c"], FAST)
-    assert recs[1].status == "failed" and "model file is corrupt" in recs[1].error
-    assert recs[0].status == "failed" and "partner 'current'" in recs[0].error
-    crash = Variant("current", fast_cell(backend="fake_backends:CrashBackend"))
-    recs = measure_interleaved([good, crash], [tmp_path / "b", tmp_path / "c"], FAST)
-    assert recs[1].status == "crashed" and "SIGABRT" in recs[1].error
+def _later(mode: str, after: int = 200) -> CellSpec:
+    c = fast_cell(backend="fake_backends:FailLaterBackend", scenario="single-stream", timeout_s=60)
+    return c.model_copy(update={"backend_options": {"service_us": 100, "after": after, "mode": mode},
+                                "parity": False})
+
+
+@pytest.mark.parametrize(("current", "status", "reason"), [
+    (fast_cell(backend="fake_backends:RaiseBackend"), "failed", "model file is corrupt"),
+    (fast_cell(backend="fake_backends:CrashBackend"), "crashed", "SIGABRT"),  # during warm-up
+    (_later("crash"), "crashed", "SIGABRT"),  # inside a block, after ready
+    (_later("raise"), "failed", "infer broke after 200 queries"),
+])
+def test_a_failing_side_fails_the_cell_and_the_gate(tmp_path: Path, current: CellSpec, status: str,
+                                                     reason: str) -> None:
+    import time
+
+    t0 = time.monotonic()
+    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", current)],
+                               [tmp_path / "b", tmp_path / "c"], FAST)
+    assert recs[1].status == status and reason in recs[1].error
+    assert recs[0].status == "skipped" and "partner 'current'" in recs[0].error
+    assert recs[0].extra["partner_failed"] == "current"
+    assert time.monotonic() - t0 < 30  # idle workers are told to stop, not waited out
+    # the gate fails: a head that breaks the model is not a pass
+    from harness.records import RunRecord
+    from harness.results import save_run
+
+    runs = []
+    for name, rec in zip(("b", "c"), recs):
+        run = RunRecord(run_id=name, status="complete", cells=[rec])
+        save_run(run, tmp_path)
+        runs.append(_loaded(run, tmp_path))
+    report = compare_runs(runs[0], runs[1], parse_rules(["median_latency:+10%"]))
+    assert report.exit_code == 1 and report.verdicts[0].verdict == "failed"
+
+
+def test_a_hanging_block_times_out(tmp_path: Path) -> None:
+    opts = FAST.model_copy(update={"block_timeout_s": 2.0})
+    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", _later("hang"))],
+                               [tmp_path / "b", tmp_path / "c"], opts)
+    assert recs[1].status == "timeout" and "time limit" in recs[1].error
 
 
 def test_open_loop_cells_are_refused_or_skipped(tmp_path: Path) -> None:
@@ -191,7 +223,7 @@ def test_noise_rows_from_aa_sessions(tmp_path: Path) -> None:
     assert {r.metric for r in rows} == {"median_latency", "throughput"}
     for r in rows:
         assert r.n_runs == 2 and r.suggested_threshold >= r.aa_max_change
-        assert r.suggested_threshold < 0.2
+        assert r.suggested_threshold < 0.3
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -217,7 +249,7 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     app = typer.Typer()
     app.add_typer(gate_app, name="gate")
     suite, res = _suite(tmp_path), tmp_path / "results"
-    args = ["gate", "ab", str(suite), "--results", str(res), "--rounds", "20", "--block-ms", "3",
+    args = ["gate", "ab", str(suite), "--results", str(res), "--rounds", "20", "--block-ms", "10",
             "--workers", "2", "--fail-on", "median_latency:+10%"]
     cli = CliRunner()
     slow = cli.invoke(app, args + ["--inject-slowdown", "25%", "-f", "markdown"])
@@ -227,6 +259,11 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     assert same.exit_code == 0, same.output
     bad = cli.invoke(app, args + ["--inject-slowdown", "lots"])
     assert bad.exit_code == 2 and "percentage" in bad.output
+    for extra, text in ((["--workers", "100"], "--workers"), (["--block-ms", "100000"], "--block-ms"),
+                        (["--alpha", "0"], "--alpha"), (["--only", "online"], "no cell can be interleaved")):
+        r = cli.invoke(app, args + extra)
+        assert r.exit_code == 2 and text in " ".join(r.output.split()), (extra, r.output)
+    assert cli.invoke(app, [*args[:4], "--rounds", "5"]).exit_code == 2  # too few rounds for a verdict
     runs = sorted(p.name for p in res.iterdir())
     assert sum("-ab-baseline-" in r for r in runs) == 2 and sum("-ab-current-" in r for r in runs) == 2
     # the saved slowed pair compares the same way through `gate compare`
