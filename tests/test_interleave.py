@@ -89,6 +89,24 @@ def test_paired_comparison_cancels_drift_and_ignores_outlier_blocks() -> None:
     assert compare_paired(aa_b, aa_c, m, threshold=0.02).verdict == "no change"
 
 
+def test_median_latency_leaves_out_one_sided_bursts_but_not_real_changes() -> None:
+    # 15 of 40 baseline blocks hit by a 1.8x burst: too many for the plain sign-test interval
+    bursts_b = {k: 1.8 for k in range(0, 40, 3)} | {1: 1.8, 4: 1.8}
+    rng = np.random.default_rng(3)
+    b = _raw([0.1 * bursts_b.get(k, 1.0) * rng.lognormal(0, 0.01, 100) for k in range(40)])
+    c = _raw([0.106 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
+    v = compare_paired(b, c, gate_metric("median_latency"), threshold=0.03)
+    assert v.verdict == "regression" and v.ratio == pytest.approx(1.06, abs=0.005)
+    assert f"{len(bursts_b)} of 40 rounds left out as bursts" in v.note
+    tail = compare_paired(b, c, gate_metric("p99_latency"), threshold=0.03)
+    assert "left out" not in tail.note and tail.n_baseline == 40
+    # a real +50 % change is centred, not cut away
+    big = _raw([0.15 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
+    plain = _raw([0.1 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
+    v = compare_paired(plain, big, gate_metric("median_latency"), threshold=0.03)
+    assert v.verdict == "regression" and v.ratio == pytest.approx(1.5, rel=0.01) and "left out" not in v.note
+
+
 def test_paired_throughput_counts_block_time_only() -> None:
     m = gate_metric("throughput")
     b, c = _drifting_pair(0.10, {})
