@@ -51,20 +51,17 @@ if loaded is not None:
                 st.altair_chart(charts.latency_qps_chart(pts, slo, peaks, pctl), width="stretch")
                 st.caption("Red dashed line: latency SLO of the cell; green line: peak QPS found under the SLO.")
                 st.dataframe(pts, hide_index=True, width="stretch")
-        with tabs[3]:
-            tok = long[long["metric"].isin(data.TOKEN_METRICS)]
-            if tok.empty:
-                st.caption("No token-stream cells (TTFT / TPOT) among the chosen cells.")
-            else:
-                st.altair_chart(charts.metric_bars(tok, "token metrics"), width="content")
-                st.dataframe(data.metric_display(tok), hide_index=True, width="stretch")
-        with tabs[4]:
-            ec = long[long["metric"].isin(data.ENERGY_COST_METRICS)]
-            if ec.empty:
-                st.caption("No energy or cost figures in these cells.")
-            else:
-                st.altair_chart(charts.metric_bars(ec, "energy and cost"), width="content")
-                st.dataframe(data.metric_display(ec), hide_index=True, width="stretch")
+        for tab, names, title, empty in (
+            (tabs[3], data.TOKEN_METRICS, "token metrics", "No token-stream cells (TTFT / TPOT) among the chosen cells."),
+            (tabs[4], data.ENERGY_COST_METRICS, "energy and cost", "No energy or cost figures in these cells."),
+        ):
+            with tab:
+                part = long[long["metric"].isin(names)]
+                if part.empty:
+                    st.caption(empty)
+                else:
+                    st.altair_chart(charts.metric_bars(part, title), width="content")
+                    st.dataframe(data.metric_display(part), hide_index=True, width="stretch")
         with tabs[5]:
             st.dataframe(data.validity_table(runs, keys), hide_index=True, width="stretch")
             st.caption("valid = every check of the scenario passed; an invalid cell's numbers are still "
