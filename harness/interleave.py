@@ -266,7 +266,8 @@ def measure_interleaved(
 
     Each variant runs in ``options.workers`` processes; in every round it measures one block
     in one of them, each used equally often in a seeded random order, so one process's luck
-    (memory layout, placement: a few per cent on a shared VM) is averaged over several.
+    (memory layout, placement: a few per cent on a shared VM) is spread over several and
+    shrinks in the median of the paired ratios (it does not vanish: see the module doc).
     Every record carries the id of the cell of the first variant, so the runs match cell by
     cell in the gate even when the variants' specs differ. Never raises for a variant's own
     failure (KeyboardInterrupt is re-raised after the workers are stopped)."""
