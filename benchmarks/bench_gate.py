@@ -103,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=InterleaveOptions().rounds, help="rounds per session")
     ap.add_argument("--block-ms", type=float, default=InterleaveOptions().block_ms, help="block length")
     ap.add_argument("--cpus", type=str, default="", help="pin the workers to these CPUs, e.g. '1'")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the measured runs in this directory")
+    ap.add_argument("--from", dest="source", type=Path, default=None,
+                    help="analyse the runs kept by an earlier --keep instead of measuring")
     args = ap.parse_args(argv)
+    if args.source is not None:
+        return analyse(load_trials(args.source), args, spec(), InterleaveOptions(rounds=args.rounds, block_ms=args.block_ms),
+                       time.monotonic(), os.getloadavg())
     try:
         from harness.backends.torch_backend import TorchBackend
 
@@ -119,32 +125,55 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         trials = []
         for i in range(args.trials):
             trials.append(trial(root, i, cell, opts))
             print(f"trial {i + 1}/{args.trials} done ({time.monotonic() - t_start:.0f} s)", file=sys.stderr)
-        calib, evaluation = trials[:args.calibration], trials[args.calibration:]
-        thr = calibrate(calib, 0.01)
-        rule_text = [f"{m}:{SIGN[m]}{thr[m] * 100:g}%" for m in METRICS if m in thr]
-        rules = parse_rules(rule_text)
-        aa = [compare_runs(t[a], t[b], rules) for t in evaluation for a, b in AA_PAIRS]
-        aa_fail = sum(r.exit_code != 0 for r in aa)
-        aa_by_metric = {m: sum(any(v.metric == m and v.verdict in ("regression", "failed") for v in r.verdicts)
-                               for r in aa) for m in thr}
-        detect: dict[float, tuple[int, int]] = {}
-        changes: dict[float, list[float]] = {}
-        for f, pairs in SLOW_PAIRS.items():
-            reps = [compare_runs(t[a], t[k], rules) for t in evaluation for a, k in pairs]
-            detect[f] = (sum(r.exit_code == 1 for r in reps), len(reps))
-            for r in reps:
-                if r.exit_code != 1:
-                    print(f"missed at +{f:.0%}: " + "; ".join(
-                        f"{v.metric} {v.change:+.1%} [{v.ci_low - 1:+.1%}, {v.ci_high - 1:+.1%}] p={v.p_adjusted:.2g} {v.verdict}"
-                        for v in r.verdicts), file=sys.stderr)
-            changes[f] = [v.change for r in reps for v in r.verdicts if v.metric == "median_latency"]
-        aa_changes = [v.change for r in aa for v in r.verdicts if v.metric == "median_latency"]
-        med = [float(t[k].record.cells[0].metrics["latency_p50"].value) * 1e3 for t in trials for k in ("a1", "a2", "a3")]
+        return analyse(trials, args, cell, opts, t_start, load_before)
+
+
+def load_trials(root: Path) -> list[dict[str, LoadedRun]]:
+    """Trials kept by ``--keep``, in order."""
+    from harness.results import load_run
+
+    out = []
+    i = 0
+    while (root / f"t{i:03d}-a1").is_dir():
+        out.append({k: LoadedRun(load_run(root / f"t{i:03d}-{k}"), root / f"t{i:03d}-{k}", f"t{i:03d}-{k}")
+                    for k, _ in KINDS})
+        i += 1
+    if not out:
+        raise SystemExit(f"no kept trials under {root}")
+    return out
+
+
+def analyse(trials: list[dict[str, LoadedRun]], args: argparse.Namespace, cell: CellSpec, opts: InterleaveOptions,
+            t_start: float, load_before: tuple[float, float, float]) -> int:
+    """Calibrate on the first trials, evaluate the rest; prints Markdown, returns the exit code."""
+    args.trials = len(trials)
+    calib, evaluation = trials[:args.calibration], trials[args.calibration:]
+    thr = calibrate(calib, 0.01)
+    rule_text = [f"{m}:{SIGN[m]}{thr[m] * 100:g}%" for m in METRICS if m in thr]
+    rules = parse_rules(rule_text)
+    aa = [compare_runs(t[a], t[b], rules) for t in evaluation for a, b in AA_PAIRS]
+    aa_fail = sum(r.exit_code != 0 for r in aa)
+    aa_by_metric = {m: sum(any(v.metric == m and v.verdict in ("regression", "failed") for v in r.verdicts)
+                           for r in aa) for m in thr}
+    detect: dict[float, tuple[int, int]] = {}
+    changes: dict[float, list[float]] = {}
+    for f, pairs in SLOW_PAIRS.items():
+        reps = [compare_runs(t[a], t[k], rules) for t in evaluation for a, k in pairs]
+        detect[f] = (sum(r.exit_code == 1 for r in reps), len(reps))
+        for r in reps:
+            if r.exit_code != 1:
+                print(f"missed at +{f:.0%}: " + "; ".join(
+                    f"{v.metric} {v.change:+.1%} [{v.ci_low - 1:+.1%}, {v.ci_high - 1:+.1%}] p={v.p_adjusted:.2g} {v.verdict}"
+                    for v in r.verdicts), file=sys.stderr)
+        changes[f] = [v.change for r in reps for v in r.verdicts if v.metric == "median_latency"]
+    aa_changes = [v.change for r in aa for v in r.verdicts if v.metric == "median_latency"]
+    med = [float(t[k].record.cells[0].metrics["latency_p50"].value) * 1e3 for t in trials for k in ("a1", "a2", "a3")]
 
     n_aa = len(aa)
     aa_rate = aa_fail / n_aa
