@@ -5,21 +5,36 @@ within the block (e.g. the median latency of its queries; for throughput the blo
 divided by its duration) and ``d_k = log(current_k / baseline_k)``. A drift of the host hits
 both blocks of a round alike and cancels in ``d_k``. A block that one variant spent in a
 burst of interference (on a shared VM: 40-80 % slower for tens of ms, a few blocks in
-twenty) is an outlier among the ``d_k``; the methods below rest on ranks and order
-statistics (50 % breakdown point), so such blocks move the interval only when more than
-about ``k`` of them fall on one side.
+twenty) lands on either side with equal chance, so under no change the ``d_k`` are
+symmetric about 0 whatever the bursts; every test below rests on that symmetry alone.
+
+Median latency (the typical query):
 
 * effect: the median of the ``d_k``, reported as the ratio ``exp(median)``;
 * interval: the distribution-free sign-test interval of that median, order statistics
   ``[d_(k), d_(n-k+1)]`` with ``k`` from the Binomial(n, 1/2) quantile at ``alpha / 2``;
 * test: two-sided exact sign test (binomial) of ``median d = 0``, zero differences dropped;
-* median latency only: rounds whose ``d_k`` lies beyond ``log(BURST_RATIO)`` of the median
-  ``d`` are bursts that hit one side and are left out (counted in the note) when at least
-  half the rounds remain. The window is centred on the median, so a real change of any size
-  keeps its rounds; tail metrics and throughput keep every round, so intermittent stalls
-  introduced by one side still fail them.
+* rounds whose ``d_k`` lies beyond ``log(BURST_RATIO)`` of the median ``d`` are bursts that
+  hit one side and are left out (counted in the note) when at least half the rounds
+  (rounded up) remain. The window is centred on the median, so a real change of any size
+  keeps its rounds. The interval is then conditional on that trimming.
 
-The verdict rule is the gate's usual one (:func:`harness.gate.decide`).
+Tail quantiles, mean latency and throughput (where a change may show in only some blocks,
+e.g. a stall every few tens of ms):
+
+* effect: the ratio of the pooled values over the paired rounds (every query of those
+  blocks; throughput = samples over the summed block durations), the figures shown;
+* interval: paired round bootstrap, rounds resampled with both sides' blocks
+  (``N_BOOTSTRAP`` draws, fixed seed, percentile interval of the log ratio);
+* test: two-sided Wilcoxon signed-rank test of the ``d_k`` (exact up to 50 rounds, normal
+  approximation beyond). Its ranks carry magnitudes, so one side much slower in about 40 %
+  of its blocks or more is significant at 40 rounds, where the sign test needs about three
+  quarters; one-sided bursts of the host fall on both sides and cancel. The pooled interval stays honest about
+  a stall that touches few blocks: it clears the threshold only when the resampled rounds
+  keep showing it.
+
+The verdict rule is the gate's usual one (:func:`harness.gate.decide`): the test must be
+significant after correction *and* the interval must clear the threshold.
 """
 
 from __future__ import annotations
@@ -33,10 +48,13 @@ from harness import stats
 
 #: median latency only: a round whose paired ratio lies beyond this factor of the median
 #: ratio is a burst of interference that hit one side's block (on the CI VM: 1.4-2x), not the
-#: typical query the metric is about; it is left out and counted. Tail metrics and
-#: throughput keep every round, so intermittent stalls of one side still show there.
+#: typical query the metric is about; it is left out and counted. Tail metrics, the mean and
+#: throughput keep every round and compare pooled values, so stalls that one side adds to
+#: some of its blocks show there.
 BURST_RATIO = 1.2
 MIN_BLOCKS = 9  # below this a 99 % sign-test interval is (nearly) the whole range of the blocks
+N_BOOTSTRAP = 2000  # paired round-bootstrap draws for the pooled metrics
+_CHUNK_ELEMENTS = 4_000_000  # draws x queries evaluated at once (memory bound of the bootstrap)
 
 
 def sign_rank_k(n: int, alpha: float) -> int:
@@ -107,53 +125,175 @@ def is_interleaved(raw: Any) -> bool:
     return "block" in raw
 
 
-def paired_log_ratios(braw: Any, craw: Any, metric: Any) -> np.ndarray:
-    """``log(current_k / baseline_k)`` over the rounds both runs measured with positive values."""
+def _paired_rounds(braw: Any, craw: Any, metric: Any) -> tuple[list[int], np.ndarray]:
+    """The rounds both runs measured with positive block values, and their ``d_k``."""
     b, c = block_values(braw, metric), block_values(craw, metric)
     keys = sorted(k for k in set(b) & set(c) if b[k] > 0 and c[k] > 0)
-    return np.array([math.log(c[k] / b[k]) for k in keys], dtype=float)
+    return keys, np.array([math.log(c[k] / b[k]) for k in keys], dtype=float)
 
 
-def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float = 0.01,
-                   cell_id: str = "") -> Any:
-    """:class:`harness.gate.MetricVerdict` of an interleaved pair (``p_adjusted`` = raw p;
-    the caller corrects across comparisons)."""
-    from scipy.stats import binomtest
+def paired_log_ratios(braw: Any, craw: Any, metric: Any) -> np.ndarray:
+    """``log(current_k / baseline_k)`` over the rounds both runs measured with positive values."""
+    return _paired_rounds(braw, craw, metric)[1]
 
+
+class _Side:
+    """One run's queries over the paired rounds ``keys`` (round ``keys[i]`` -> index ``i``),
+    arranged for pooled statistics with per-round weights. ``keys``: sorted, non-empty."""
+
+    def __init__(self, raw: Any, keys: list[int]) -> None:
+        block = np.asarray(raw["block"], dtype=np.int64)
+        start = np.asarray(raw["scheduled_ns"], dtype=np.int64)
+        end = np.asarray(raw["completed_ns"], dtype=np.int64)
+        bs = np.asarray(raw["batch_size"], dtype=float) if "batch_size" in raw else np.ones(block.size)
+        karr = np.asarray(keys, dtype=np.int64)
+        n = karr.size
+        pos = np.minimum(np.searchsorted(karr, block), n - 1)
+        rnd = np.where(karr[pos] == block, pos, -1)
+        m = rnd >= 0
+        r = rnd[m]
+        lat = (end[m] - start[m]) / 1e6
+        order = np.argsort(lat, kind="stable")
+        self.latency_ms = lat[order]
+        self.round = r[order]
+        self.count = np.bincount(r, minlength=n).astype(float)
+        self.latency_sum_ms = np.bincount(r, weights=lat, minlength=n)
+        self.samples = np.bincount(r, weights=bs[m], minlength=n)
+        first = np.full(n, np.iinfo(np.int64).max)
+        last = np.full(n, np.iinfo(np.int64).min)
+        np.minimum.at(first, r, start[m])
+        np.maximum.at(last, r, end[m])
+        self.duration_s = np.where(self.count > 0, (last - first) / 1e9, 0.0)
+
+
+def _pooled(metric: Any, side: _Side, weights: np.ndarray) -> np.ndarray:
+    """The metric over ``side``'s queries, each round counted ``weights[j, round]`` times,
+    for every row ``j`` of ``weights`` (shape draws x rounds). Quantiles by the inverted
+    empirical CDF (with unit weights: the LoadGen order statistic ``floor(n q)``)."""
+    w = np.asarray(weights, dtype=float)
+    if metric.samples == "throughput":
+        return (w @ side.samples) / (w @ side.duration_s)
+    fn = stats.resolve_statistic(metric.statistic)
+    if not isinstance(fn, stats.QuantileStat):  # the mean (the only other gated statistic)
+        return (w @ side.latency_sum_ms) / (w @ side.count)
+    return _weighted_quantile(side, fn.q, w)
+
+
+def _weighted_quantile(side: _Side, q: float, w: np.ndarray) -> np.ndarray:
+    """Per row of ``w``: the ``q``-quantile of the queries with round weights.
+
+    A mixture's quantile lies between the smallest and the largest of its components'
+    quantiles, so only the queries between the rounds' own ``q``-quantiles (a band of the
+    sorted latencies, narrow for tail quantiles) are scanned; the weight below the band is
+    a matrix product."""
+    by_round = np.argsort(side.round, kind="stable")  # positions grouped by round, ascending
+    counts = side.count.astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    present = counts > 0
+    k = np.minimum(np.floor(q * counts).astype(np.int64), counts - 1)
+    pos = by_round[(starts + k)[present]]
+    lo, hi = int(pos.min()), int(pos.max())
+    below = np.bincount(side.round[:lo], minlength=counts.size).astype(float)
+    band = side.round[lo:hi + 1]
+    if q >= 1.0:  # the maximum: the last query of the band whose round has weight
+        return side.latency_ms[lo + band.size - 1 - np.argmax(w[:, band][:, ::-1] > 0, axis=1)]
+    target = q * (w @ side.count)
+    if counts.size * band.size <= _CHUNK_ELEMENTS:
+        # counts at or below each band position, per round; then a binary search per draw
+        at = np.zeros((counts.size, band.size))
+        at[band, np.arange(band.size)] = 1.0
+        at = np.cumsum(at, axis=1) + below[:, None]
+        first, last = np.zeros(w.shape[0], np.int64), np.full(w.shape[0], band.size - 1, np.int64)
+        while np.any(first < last):
+            mid = (first + last) // 2
+            above = np.einsum("dr,rd->d", w, at[:, mid]) > target
+            last = np.where(above, mid, last)
+            first = np.where(above, first, np.minimum(mid + 1, last))
+        return side.latency_ms[lo + last]
+    out = np.empty(w.shape[0])
+    chunk = max(1, _CHUNK_ELEMENTS // max(band.size, 1))
+    for a in range(0, w.shape[0], chunk):
+        wc = w[a:a + chunk]
+        cum = np.cumsum(wc[:, band], axis=1) + (wc @ below)[:, None]
+        out[a:a + chunk] = side.latency_ms[lo + np.minimum((cum <= target[a:a + chunk, None]).sum(axis=1),
+                                                           band.size - 1)]
+    return out
+
+
+def _verdict(metric: Any, threshold: float, alpha: float, sb: float, sc: float, est: float, lo: float,
+             hi: float, p: float, n: int, cell_id: str, note: str) -> Any:
     from harness.gate import MetricVerdict, decide
 
-    d = paired_log_ratios(braw, craw, metric)
-    sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
-    what = "samples / block time" if metric.samples == "throughput" else f"block {metric.statistic}"
-    note = (f"interleaved: {d.size} paired blocks; median of per-block log ratios ({what}), sign test; "
-            "interval conditional on these worker processes")
-    fn = stats.resolve_statistic(metric.statistic)
-    if metric.samples == "latency" and isinstance(fn, stats.QuantileStat):
-        per_block = int(min(np.median(np.bincount(np.asarray(r["block"], dtype=np.int64))[
-            np.unique(np.asarray(r["block"], dtype=np.int64))]) for r in (braw, craw)))
-        if per_block * (1 - fn.q) < 2:
-            note += (f"; blocks hold ~{per_block} queries, so the block {metric.statistic} is close to "
-                     "the block maximum: raise --block-ms for a tail estimate")
-    if metric.samples == "latency" and metric.statistic == "median" and d.size >= MIN_BLOCKS:
-        keep = np.abs(d - np.median(d)) <= math.log(BURST_RATIO)
-        if keep.sum() >= max(MIN_BLOCKS, d.size // 2) and not keep.all():
-            note += (f"; {int(d.size - keep.sum())} of {d.size} rounds left out as bursts (paired ratio "
-                     f"beyond x{BURST_RATIO:g} of the median ratio)")
-            d = d[keep]
-    if d.size < MIN_BLOCKS:
-        return MetricVerdict(metric.name, metric.unit, metric.direction, metric.statistic, threshold,
-                             sb, sc, math.nan, math.nan, math.nan, 1 - alpha, math.nan, math.nan, math.nan,
-                             "inconclusive", d.size, d.size, cell_id,
-                             f"too few paired blocks ({d.size} < {MIN_BLOCKS})")
-    est, lo, hi = median_interval(d, alpha)
-    pos, neg = int(np.sum(d > 0)), int(np.sum(d < 0))
-    p = float(binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
     ci_low, ci_high = math.exp(lo), math.exp(hi)
     mde = math.expm1((hi - lo) / 2) if math.isfinite(hi - lo) else math.inf
     verdict = decide(ci_low, ci_high, p, metric.direction, threshold, alpha)
     return MetricVerdict(metric.name, metric.unit, metric.direction, metric.statistic, threshold,
                          sb, sc, math.exp(est), ci_low, ci_high, 1 - alpha, p, p, mde, verdict,
-                         int(d.size), int(d.size), cell_id, note)
+                         n, n, cell_id, note)
+
+
+def is_pooled(metric: Any) -> bool:
+    """Whether ``metric`` is compared on pooled values (everything but median latency)."""
+    return not (metric.samples == "latency" and str(metric.statistic).lower() in ("median", "p50"))
+
+
+def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float = 0.01,
+                   cell_id: str = "") -> Any:
+    """:class:`harness.gate.MetricVerdict` of an interleaved pair (``p_adjusted`` = raw p;
+    the caller corrects across comparisons). Median latency: median of per-block ratios,
+    sign test; other metrics: pooled ratio, paired round bootstrap, Wilcoxon signed-rank
+    (module doc)."""
+    from harness.gate import MetricVerdict
+
+    keys, d = _paired_rounds(braw, craw, metric)
+    if d.size < MIN_BLOCKS:
+        sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
+        return MetricVerdict(metric.name, metric.unit, metric.direction, metric.statistic, threshold,
+                             sb, sc, math.nan, math.nan, math.nan, 1 - alpha, math.nan, math.nan, math.nan,
+                             "inconclusive", d.size, d.size, cell_id,
+                             f"too few paired blocks ({d.size} < {MIN_BLOCKS})")
+    if is_pooled(metric):
+        return _compare_pooled(braw, craw, metric, threshold, alpha, cell_id, keys, d)
+    return _compare_block_medians(braw, craw, metric, threshold, alpha, cell_id, d)
+
+
+def _compare_block_medians(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float, cell_id: str,
+                           d: np.ndarray) -> Any:
+    from scipy.stats import binomtest
+
+    sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
+    note = (f"interleaved: {d.size} paired blocks; median of per-block log ratios (block {metric.statistic}), "
+            "sign test; interval conditional on these worker processes")
+    keep = np.abs(d - np.median(d)) <= math.log(BURST_RATIO)
+    if keep.sum() >= max(MIN_BLOCKS, math.ceil(d.size / 2)) and not keep.all():
+        note += (f"; {int(d.size - keep.sum())} of {d.size} rounds left out as bursts (paired ratio "
+                 f"beyond x{BURST_RATIO:g} of the median ratio; interval conditional on that)")
+        d = d[keep]
+    est, lo, hi = median_interval(d, alpha)
+    pos, neg = int(np.sum(d > 0)), int(np.sum(d < 0))
+    p = float(binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
+    return _verdict(metric, threshold, alpha, sb, sc, est, lo, hi, p, int(d.size), cell_id, note)
+
+
+def _compare_pooled(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float, cell_id: str,
+                    keys: list[int], d: np.ndarray) -> Any:
+    from scipy.stats import wilcoxon
+
+    bs, cs = _Side(braw, keys), _Side(craw, keys)
+    n = len(keys)
+    one = np.ones((1, n))
+    sb, sc = float(_pooled(metric, bs, one)[0]), float(_pooled(metric, cs, one)[0])
+    est = math.log(sc / sb)
+    draws = np.random.default_rng(0).multinomial(n, np.full(n, 1.0 / n), size=N_BOOTSTRAP)
+    boot = np.log(_pooled(metric, cs, draws)) - np.log(_pooled(metric, bs, draws))
+    boot = boot[np.isfinite(boot)]
+    lo, hi = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    what = "samples over block time" if metric.samples == "throughput" else metric.statistic
+    note = (f"interleaved: {n} paired blocks; pooled {what} over them, paired round bootstrap "
+            f"({N_BOOTSTRAP} draws), Wilcoxon signed-rank test of per-block log ratios; "
+            "interval conditional on these worker processes")
+    return _verdict(metric, threshold, alpha, sb, sc, est, lo, hi, p, n, cell_id, note)
 
 
 def noise_from_ab_reports(reports: list[Any], false_alarm_rate: float = 0.01) -> list[Any]:

@@ -118,6 +118,75 @@ def test_paired_throughput_counts_block_time_only() -> None:
     assert v.baseline_value == pytest.approx(len(b) / (lat.sum() / 1e9), rel=0.01)
 
 
+def _stalled_pair(stall_every: int, rounds: int = 40, seed: int = 5):
+    """Baseline and current with the same host drift; in every ``stall_every``-th round
+    (0 = never) the current side's block has 5 % of its queries stalled at 4x."""
+    rng = np.random.default_rng(seed)
+    drift = rng.uniform(0.8, 1.5, rounds)
+    b, c = [], []
+    for k in range(rounds):
+        b.append(0.1 * drift[k] * rng.lognormal(0, 0.05, 300))
+        lat = 0.1 * drift[k] * rng.lognormal(0, 0.05, 300)
+        if stall_every and k % stall_every == 0:
+            lat[rng.choice(300, 15, replace=False)] *= 4
+        c.append(lat)
+    return _raw(b), _raw(c)
+
+
+def test_stalls_in_some_blocks_fail_the_tail_and_throughput_rules() -> None:
+    # stalls in 20 of 40 current blocks: the median of the per-block p99 ratios stays within
+    # the null rounds' spread (its sign-test interval starts at 1.0), the pooled p99 and
+    # throughput move, and the Wilcoxon ranks carry the stalled rounds' magnitude
+    b, c = _stalled_pair(2)
+    p99 = compare_paired(b, c, gate_metric("p99_latency"), threshold=0.10)
+    assert p99.verdict == "regression", p99
+    assert p99.ratio == pytest.approx(p99.current_value / p99.baseline_value)
+    assert p99.ratio > 1.5 and "Wilcoxon" in p99.note
+    thr = compare_paired(b, c, gate_metric("throughput"), threshold=0.03)
+    assert thr.verdict == "regression" and thr.ratio < 0.97
+    assert compare_paired(b, c, gate_metric("median_latency"), threshold=0.03).verdict != "regression"
+
+
+def test_one_sided_bursts_without_a_change_do_not_fail_the_tail() -> None:
+    # 4 of 40 rounds: the current block slowed 1.7x as a whole by the host; otherwise A/A
+    rng = np.random.default_rng(9)
+    drift = rng.uniform(0.8, 1.5, 40)
+    b = _raw([0.1 * drift[k] * rng.lognormal(0, 0.05, 300) for k in range(40)])
+    c = _raw([0.1 * drift[k] * (1.7 if k in (2, 13, 25, 31) else 1.0) * rng.lognormal(0, 0.05, 300)
+              for k in range(40)])
+    for name in ("p99_latency", "throughput", "mean_latency"):
+        v = compare_paired(b, c, gate_metric(name), threshold=0.05)
+        assert v.verdict != "regression" and v.p_value > 0.01, v
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, monkeypatch) -> None:
+    """A round drawn w times counts as its queries repeated w times (the bootstrap's
+    definition); the quantile is the LoadGen order statistic. ``scan``: the memory-bounded
+    path for long runs instead of the binary search."""
+    import harness.gate_paired as gp
+    from harness.gate import GateMetric
+    from harness.stats import percentile
+
+    if scan:
+        monkeypatch.setattr(gp, "_CHUNK_ELEMENTS", 50)
+    rng = np.random.default_rng(1)
+    blocks = [0.1 * rng.uniform(0.8, 1.6) * rng.lognormal(0, 0.2, rng.integers(5, 60)) for _ in range(30)]
+    raw = _raw(blocks)
+    side = gp._Side(raw, list(range(30)))
+    lat = (raw["completed_ns"] - raw["scheduled_ns"]).to_numpy() / 1e6
+    blk = raw["block"].to_numpy()
+    w = np.vstack([np.ones(30), rng.multinomial(30, np.full(30, 1 / 30), size=60)])
+    for stat, q in (("p99", 0.99), ("p90", 0.90), ("p50", 0.5), ("p99.9", 0.999), ("p100", 1.0)):
+        got = gp._pooled(GateMetric(stat, "ms", "lower", stat), side, w)
+        for j in range(w.shape[0]):
+            x = np.concatenate([np.repeat(lat[blk == r], int(w[j, r])) for r in range(30)])
+            assert got[j] == percentile(x, q), (stat, j)
+    mean = gp._pooled(gate_metric("mean_latency"), side, w)
+    x = np.concatenate([np.repeat(lat[blk == r], int(w[5, r])) for r in range(30)])
+    assert mean[5] == pytest.approx(x.mean())
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=9, max_size=40),
        st.sampled_from(["median_latency", "p99_latency", "throughput"]))
