@@ -7,6 +7,7 @@ Mount with ``app.add_typer(gate_app, name="gate")``. Exit codes: 0 pass, 1 regre
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -103,14 +104,23 @@ def _parse_pct(text: str, what: str) -> float:
     return v
 
 
-def _ab_cells(suite: Path, only: Optional[str]) -> tuple[Any, list[Any]]:
+def _ab_cells(suite: Path, only: Optional[str], paths: Sequence[str] = ()) -> tuple[Any, list[Any]]:
+    """The suite's cells; ``paths`` (the sides' --current-path / --baseline-path) are on
+    ``sys.path`` while it is validated, so backends and models named by import path that
+    live in a checkout resolve as they will in the workers."""
+    import sys
+
     from harness.interleave import CLOSED_LOOP
     from harness.spec import SpecError, load_suite
 
+    saved = list(sys.path)
+    sys.path[:0] = [str(Path(x).resolve()) for x in paths]
     try:
         s, cells = load_suite(suite)
     except SpecError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        sys.path[:] = saved
     cells = [c for c in cells if not only or only in c.cell_id]
     if not cells:
         raise _fail(f"{suite}: no cells" + (f" whose id contains {only!r}" if only else ""))
@@ -129,7 +139,11 @@ def _ab_options(**kw: Any) -> Any:
         return InterleaveOptions(**kw)
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise _fail(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})") from None
+        if not e["loc"]:  # a rule across options (e.g. the block against its timeout)
+            raise _fail(str(e["msg"]).removeprefix("Value error, ")) from None
+        name = {"start_timeout_s": "start-timeout", "block_timeout_s": "block-timeout"}.get(
+            str(e["loc"][0]), str(e["loc"][0]).replace("_", "-"))
+        raise _fail(f"--{name}: {e['msg']} (got {e.get('input')!r})") from None
 
 
 def _check_alpha(alpha: float) -> None:
@@ -140,7 +154,7 @@ def _check_alpha(alpha: float) -> None:
 def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, **kw: Any) -> tuple[Any, Any]:
     from rich.progress import Progress
 
-    from harness.interleave import run_ab
+    from harness.interleave import InterleaveError, run_ab
 
     with Progress(console=err, transient=True) as prog:
         task = prog.add_task("interleaved A/B", total=len(cells))
@@ -153,11 +167,21 @@ def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, 
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/] the cells measured so far are saved (runs marked interrupted)")
             raise typer.Exit(130) from None
+        except InterleaveError:
+            raise
+        except Exception as exc:  # e.g. a full disk or a cell whose options do not parse
+            err.print(f"[red]error:[/] {type(exc).__name__}: {exc}; the cells measured before it are saved "
+                      f"under {results} (runs marked interrupted)")
+            raise typer.Exit(2) from None
 
 
-_AB_ROUNDS = typer.Option(40, "--rounds", min=10, help="rounds (>= 10); each side measures one block per round")
+_AB_ROUNDS = typer.Option(100, "--rounds", min=10, help="rounds (>= 10); each side measures one block per round")
 _AB_BLOCK = typer.Option(25.0, "--block-ms", min=0.001, help="minimum measured time of one block (ms)")
 _AB_WORKERS = typer.Option(3, "--workers", min=1, help="worker processes per side (each loads the model)")
+_AB_START_TIMEOUT = typer.Option(300.0, "--start-timeout", min=0.001,
+                                 help="seconds a worker may take to load and warm up")
+_AB_BLOCK_TIMEOUT = typer.Option(120.0, "--block-timeout", min=0.001,
+                                 help="seconds one block may take (it stops measuring at half of it)")
 
 
 @gate_app.command("ab")
@@ -174,6 +198,8 @@ def ab(
     rounds: int = _AB_ROUNDS,
     block_ms: float = _AB_BLOCK,
     workers: int = _AB_WORKERS,
+    start_timeout: float = _AB_START_TIMEOUT,
+    block_timeout: float = _AB_BLOCK_TIMEOUT,
     seed: int = typer.Option(0, "--seed", help="seed of the order of turns"),
     fail_on: Optional[list[str]] = typer.Option(
         None, "--fail-on", help="rule METRIC:+N% / METRIC:-N% (repeatable); default: "
@@ -204,8 +230,9 @@ def ab(
     except GateError as exc:
         raise _fail(str(exc)) from None
     slow = _parse_pct(inject_slowdown, "--inject-slowdown") if inject_slowdown else 0.0
-    opts = _ab_options(rounds=rounds, block_ms=block_ms, workers=workers, seed=seed)
-    s, cells = _ab_cells(suite, only)
+    opts = _ab_options(rounds=rounds, block_ms=block_ms, workers=workers, seed=seed,
+                       start_timeout_s=start_timeout, block_timeout_s=block_timeout)
+    s, cells = _ab_cells(suite, only, [*(current_path or ()), *(baseline_path or ())])
     try:
         b, c = _run_ab(suite, cells, results, s.name, opts, baseline_path=baseline_path or (),
                        current_path=current_path or (), inject_slowdown=slow)
@@ -219,6 +246,12 @@ def ab(
     except GateError as exc:
         raise _fail(str(exc)) from None
     _emit(report, fmt, markdown, junit, json_out)
+    broken = [x for x in b.cells if x.status not in ("ok", "skipped")]
+    if broken:  # the base could not be measured: the gate has nothing to judge against
+        err.print(f"[red]error:[/] the baseline side {broken[0].status} in {len(broken)} cell(s): "
+                  + "; ".join(f"{x.cell_id}: {x.error}" for x in broken)
+                  + " (check --baseline-path and the baseline run's errors)")
+        raise typer.Exit(2)
     raise typer.Exit(report.exit_code)
 
 

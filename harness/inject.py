@@ -9,7 +9,6 @@ the injection (``extra.injected_slowdown``) so it is never mistaken for the plai
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from harness.clock import now_ns
@@ -42,9 +41,6 @@ class SlowdownBackend:
         return info
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # not set yet (copy, unpickling): no inner backend to ask
+            raise AttributeError(name)
         return getattr(self._inner, name)
-
-
-def slowdown(fraction: float) -> Any:
-    """A picklable ``wrap_backend`` callable that applies :class:`SlowdownBackend`."""
-    return partial(SlowdownBackend, fraction=fraction)

@@ -11,10 +11,11 @@ one round alike, and the gate compares the variants block by block
 
 Processes differ too: two processes of the *same* code run a few per cent apart for their
 whole life (memory layout, placement). So each variant runs in ``workers`` processes (3 by
-default) and every round picks one of them, each equally often in a seeded random order;
-the per-process luck then varies from round to round and shrinks in the median of the
-paired ratios. It does not vanish (the rounds share only ``workers**2`` process pairs), so
-the gate's interval is conditional on these processes and the threshold must absorb the
+default) and every round picks one of them, each equally often (to within one block when
+the rounds are not a multiple of the workers) in a seeded random order; the per-process
+luck then varies from round to round and shrinks in the paired comparison. It does not
+vanish (the rounds share only ``workers**2`` process pairs), so the gate's interval is
+conditional on these processes and the threshold must absorb the
 rest: calibrate it with A/A sessions.
 
 Contract:
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.records import CellRecord, CellSpec, RunRecord, utc_now
 
@@ -68,17 +69,25 @@ class InterleaveOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rounds: int = Field(40, ge=10, le=10_000, description="rounds; each variant measures one block per round")
+    rounds: int = Field(100, ge=10, le=10_000, description="rounds; each variant measures one block per round")
     block_ms: float = Field(25.0, gt=0, le=60_000, description="minimum measured duration of one block")
     workers: int = Field(3, ge=1, le=64, description="worker processes per variant (each loads the model)")
     block_min_queries: int = Field(5, ge=1, description="minimum measured queries of one block")
     block_warmup_queries: int = Field(2, ge=0, description="unrecorded queries at the start of each block")
     seed: int = Field(0, description="seed of the order of turns within each round")
     start_timeout_s: float = Field(300.0, gt=0, description="limit for a worker to load and warm up")
-    block_timeout_s: float = Field(120.0, gt=0, description="limit for one block")
+    block_timeout_s: float = Field(120.0, gt=0, description="limit for one block; a block itself stops "
+                                   "measuring at half of it (slow queries)")
     cpus: tuple[int, ...] | None = Field(
         None, description="pin every variant's worker to these CPUs (one set for all, so no variant gets "
         "a core of its own); default: the CPUs this process may use")
+
+    @model_validator(mode="after")
+    def _block_fits_its_timeout(self) -> "InterleaveOptions":
+        if self.block_ms / 1e3 > self.block_timeout_s / 4:
+            raise ValueError(f"block_ms ({self.block_ms:g} ms) must be at most a quarter of block_timeout_s "
+                             f"({self.block_timeout_s:g} s): a block stops measuring at half its timeout")
+        return self
 
 
 @dataclass(frozen=True)
@@ -158,8 +167,7 @@ def _variant_worker(conn: Any, spec_json: str, pythonpath: Sequence[str], fracti
             "queries": len(ws), "duration_s": (we[-1] - ws[0]) / 1e9,
             "first_query_ms": (we[0] - ws[0]) / 1e6}}))
         block = StopRule(min_duration_s=opts.block_ms / 1e3, min_queries=opts.block_min_queries,
-                         max_duration_s=max(opts.block_timeout_s / 2, opts.block_ms / 1e3 * 4),
-                         warmup_s=0, warmup_queries=0)
+                         max_duration_s=opts.block_timeout_s / 2, warmup_s=0, warmup_queries=0)
         while True:
             try:
                 msg = conn.recv()
@@ -199,6 +207,17 @@ class _WorkerFailed(Exception):
         self.status, self.reason, self.detail = status, reason, detail
 
 
+def _check(msg: Any) -> tuple[Any, ...]:
+    """A worker's reply, or the failure it reports."""
+    if not isinstance(msg, tuple) or not msg:
+        raise _WorkerFailed("failed", f"unexpected reply from a worker: {msg!r:.200}")
+    if msg[0] == "error":
+        raise _WorkerFailed("failed", msg[1], msg[2])
+    if msg[0] == "skipped":
+        raise _WorkerFailed("skipped", msg[1])
+    return tuple(msg)
+
+
 def _recv(conn: Any, proc: Any, deadline: float, what: str) -> tuple[Any, ...]:
     """Next message from a worker, sleeping until it arrives, the worker dies or ``deadline``
     (``time.monotonic()`` seconds) passes."""
@@ -207,9 +226,7 @@ def _recv(conn: Any, proc: Any, deadline: float, what: str) -> tuple[Any, ...]:
     from harness.runner import _exit_reason
 
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _WorkerFailed("timeout", f"{what} exceeded its time limit and was stopped")
+        remaining = max(0.0, deadline - time.monotonic())
         ready = wait([conn, proc.sentinel], timeout=remaining)
         if conn in ready or conn.poll():
             try:
@@ -217,14 +234,62 @@ def _recv(conn: Any, proc: Any, deadline: float, what: str) -> tuple[Any, ...]:
             except EOFError:
                 proc.join(5)
                 raise _WorkerFailed("crashed", _exit_reason(proc.exitcode)) from None
-            if msg[0] == "error":
-                raise _WorkerFailed("failed", msg[1], msg[2])
-            if msg[0] == "skipped":
-                raise _WorkerFailed("skipped", msg[1])
-            return tuple(msg)
+            return _check(msg)
         if proc.sentinel in ready and not conn.poll(0.2):
             proc.join(5)
             raise _WorkerFailed("crashed", _exit_reason(proc.exitcode))
+        if remaining <= 0:
+            raise _WorkerFailed("timeout", f"{what} exceeded its time limit and was stopped")
+
+
+def _kill(proc: Any) -> None:
+    """Kill a worker and whatever it started; the worker is reaped through ``multiprocessing``
+    so its ``exitcode`` is set."""
+    import psutil
+
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    proc.kill()
+    proc.join(5)
+    for k in kids:
+        try:
+            k.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(kids, timeout=5)
+
+
+def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],
+               limit_s: float) -> dict[int, "_WorkerFailed"]:
+    """Wait for every worker's ``ready`` at once; {side index: failure}. On a crash or an
+    error the wait ends at once; at the deadline every side with a worker still loading is
+    blamed (not the side that happens to be checked first)."""
+    from multiprocessing.connection import wait
+
+    pending = [(i, w) for i, s in enumerate(sides) for w in s.workers]
+    failures: dict[int, _WorkerFailed] = {}
+    while pending and not failures:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            for i, _ in pending:
+                failures.setdefault(i, _WorkerFailed(
+                    "timeout", f"{labels[i]}: a worker's loading and warm-up exceeded start_timeout_s={limit_s:g} s "
+                               "and was stopped"))
+            break
+        ready = set(wait([o for _, w in pending for o in (w.conn, w.proc.sentinel)], timeout=remaining))
+        still = []
+        for i, w in pending:
+            if w.conn in ready or w.proc.sentinel in ready:
+                try:
+                    w.info = _recv(w.conn, w.proc, deadline, f"{labels[i]}: loading and warm-up")[1]
+                except _WorkerFailed as exc:
+                    failures.setdefault(i, exc)
+                continue
+            still.append((i, w))
+        pending = still
+    return failures
 
 
 def _send(w: Any, msg: tuple[Any, ...]) -> None:
@@ -265,17 +330,17 @@ def measure_interleaved(
     record per variant, its raw rows written under the matching ``run_dirs`` entry.
 
     Each variant runs in ``options.workers`` processes; in every round it measures one block
-    in one of them, each used equally often in a seeded random order, so one process's luck
-    (memory layout, placement: a few per cent on a shared VM) is spread over several and
+    in one of them, each used equally often (to within one) in a seeded random order, so one
+    process's luck (memory layout, placement: a few per cent on a shared VM) is spread over several and
     shrinks in the median of the paired ratios (it does not vanish: see the module doc).
     Every record carries the id of the cell of the first variant, so the runs match cell by
     cell in the gate even when the variants' specs differ. Never raises for a variant's own
     failure (KeyboardInterrupt is re-raised after the workers are stopped)."""
-    from harness.runner import _kill_tree
-
     opts = options or InterleaveOptions()
     if len(variants) < 2 or len(variants) != len(run_dirs):
         raise InterleaveError("need >= 2 variants and one run directory per variant")
+    if len({Path(d).resolve() for d in run_dirs}) != len(run_dirs):
+        raise InterleaveError(f"run directories must differ: {[str(d) for d in run_dirs]}")
     if len({v.label for v in variants}) != len(variants):
         raise InterleaveError(f"variant labels must differ: {[v.label for v in variants]}")
     plans = [_scenario_plan(v.spec) for v in variants]
@@ -288,7 +353,8 @@ def measure_interleaved(
     ctx = mp.get_context("spawn")
     sides = [_Side(v, []) for v in variants]
     every: list[_Worker] = []
-    failure: tuple[int, _WorkerFailed] | None = None
+    failures: dict[int, _WorkerFailed] = {}
+    labels = [v.label for v in variants]
     rng = np.random.default_rng(opts.seed)
     m = opts.workers
     # per variant, which worker measures in each round: a fresh permutation every m rounds
@@ -301,22 +367,17 @@ def measure_interleaved(
                 proc = ctx.Process(target=_variant_worker, daemon=False, args=(
                     child, s.variant.spec.model_dump_json(), tuple(s.variant.pythonpath),
                     float(s.variant.slowdown), opts.model_dump_json()))
-                proc.start()
-                child.close()
+                try:
+                    proc.start()
+                finally:
+                    child.close()
+                    if proc.pid is None:  # did not start: nothing will read the pipe
+                        parent.close()
                 w = _Worker(proc, parent)
                 s.workers.append(w)
                 every.append(w)
-        start_deadline = time.monotonic() + opts.start_timeout_s
-        for i, s in enumerate(sides):
-            for w in s.workers:
-                try:
-                    w.info = _recv(w.conn, w.proc, start_deadline, "loading and warm-up")[1]
-                except _WorkerFailed as exc:
-                    failure = (i, exc)
-                    break
-            if failure is not None:
-                break
-        if failure is None:
+        failures = _start_all(sides, time.monotonic() + opts.start_timeout_s, labels, opts.start_timeout_s)
+        if not failures:
             for r in range(opts.rounds):
                 for pos, i in enumerate(rng.permutation(len(sides))):
                     s = sides[int(i)]
@@ -324,28 +385,31 @@ def measure_interleaved(
                     w = s.workers[wi]
                     try:
                         _send(w, ("block", r))
-                        _, st, en = _recv(w.conn, w.proc, time.monotonic() + opts.block_timeout_s, f"block {r}")
+                        _, st, en = _recv(w.conn, w.proc, time.monotonic() + opts.block_timeout_s,
+                                          f"{labels[int(i)]}: block {r} (block_timeout_s={opts.block_timeout_s:g} s)")
                     except _WorkerFailed as exc:
-                        failure = (int(i), exc)
+                        failures[int(i)] = exc
                         break
                     s.blocks.append((r, pos, wi, st, en))
-                if failure is not None:
+                if failures:
                     break
                 if progress is not None:
                     progress(r + 1, opts.rounds)
-        if failure is None:
+        if not failures:
             for i, s in enumerate(sides):
                 for w in s.workers:
                     try:
                         _send(w, ("stop",))
-                        w.backend_info = _recv(w.conn, w.proc, time.monotonic() + 60.0, "closing")[1]
+                        w.backend_info = _recv(w.conn, w.proc, time.monotonic() + 60.0, f"{labels[i]}: closing")[1]
                         w.stopped = True
                     except _WorkerFailed as exc:
-                        failure = (i, exc)
+                        failures[i] = exc
                         break
+                if failures:
+                    break
     except KeyboardInterrupt:
         for w in every:
-            _kill_tree(w.proc.pid)
+            _kill(w.proc)
         raise
     finally:
         # idle workers wait in recv(): tell them to stop, then give all one shared deadline
@@ -359,22 +423,24 @@ def measure_interleaved(
         for w in every:
             w.proc.join(max(0.0, end - time.monotonic()))
             if w.proc.is_alive():
-                _kill_tree(w.proc.pid)
+                _kill(w.proc)
             w.conn.close()
     wall = time.monotonic() - t_wall
-    labels = [v.label for v in variants]
     out: list[CellRecord] = []
     for i, (s, d, plan) in enumerate(zip(sides, run_dirs, plans)):
         base = {"cell_id": cell_id, "spec": s.variant.spec, "started_utc": started, "wall_s": wall}
-        if failure is not None:
-            j, exc = failure
-            if i == j:
+        if failures:
+            if i in failures:
+                exc = failures[i]
                 out.append(CellRecord(**base, status=exc.status, error=exc.reason,  # type: ignore[arg-type]
                                       extra={"traceback": exc.detail} if exc.detail else {}))
-            else:  # not measured because of its partner: skipped, with the partner named
-                extra = {} if exc.status == "skipped" else {"partner_failed": labels[j]}
+            else:  # not measured because of its partners: skipped, with the partners named
+                broke = {labels[j]: f for j, f in sorted(failures.items())}
+                extra = ({} if all(f.status == "skipped" for f in broke.values())
+                         else {"partner_failed": ", ".join(k for k, f in broke.items() if f.status != "skipped")})
+                why = "; ".join(f"{k!r} {f.status}: {f.reason}" for k, f in broke.items())
                 out.append(CellRecord(**base, status="skipped", extra=extra,
-                                      error=f"not measured: interleaved partner {labels[j]!r} {exc.status}: {exc.reason}"))
+                                      error=f"not measured: interleaved partner {why}"))
             continue
         out.append(_summarise(s, Path(d), plan, opts, session, labels, base))
     return out
@@ -415,7 +481,9 @@ def _summarise(s: _Side, run_dir: Path, plan: tuple[int, Any, float], opts: Inte
             value=load_ns / 1e6, unit="ms",
             method=f"median over {len(loads)} workers of this side, loaded concurrently with every other "
                    "worker of the session (contended; not a cold-start figure)")
-    validity = {"min_queries_met": n >= stop.min_queries, "all_blocks_measured": len(s.blocks) == opts.rounds}
+    validity = {"min_queries_met": n >= stop.min_queries, "all_blocks_measured": len(s.blocks) == opts.rounds,
+                # a block that reached its cap (half of block_timeout_s) before block_min_queries
+                "block_min_queries_met": all(b[3].size >= opts.block_min_queries for b in s.blocks)}
     extra: dict[str, Any] = {
         "interleave": {"session": session, "variant": s.variant.label, "variants": labels,
                        **opts.model_dump(include={"rounds", "block_ms", "block_min_queries",
@@ -462,12 +530,15 @@ def run_ab(
 ) -> tuple[RunRecord, RunRecord]:
     """Measure every cell as baseline vs current, interleaved, into two runs under ``root``
     (ids ``...-ab-baseline-...`` and ``...-ab-current-...``), saved atomically after every
-    cell. Cells of other scenarios are recorded as ``skipped`` with the reason. Ctrl-C saves
-    both runs as ``interrupted`` and re-raises."""
+    cell. Cells of other scenarios are recorded as ``skipped`` with the reason. Ctrl-C, or any
+    error that escapes a cell (e.g. a full disk), saves both runs as ``interrupted`` (as far as
+    they can be saved) and re-raises."""
     from harness.environment import manifest
     from harness.results import new_run_id, save_run
 
     opts = options or InterleaveOptions()
+    baseline_path = tuple(str(Path(x).resolve()) for x in baseline_path)  # recorded: absolute
+    current_path = tuple(str(Path(x).resolve()) for x in current_path)
     session = secrets.token_hex(6)
     env = manifest(suite_path)
     env["interleave_session"] = session
@@ -499,10 +570,13 @@ def run_ab(
                 save_run(r, root)
             if on_cell is not None:
                 on_cell(k + 1, len(cells), spec, recs)
-    except KeyboardInterrupt:
+    except BaseException:
         for r in runs:
             r.status = "interrupted"
-            save_run(r, root)
+            try:
+                save_run(r, root)
+            except OSError:  # what was saved after the last cell stands
+                pass
         raise
     for r in runs:
         r.status = "complete"

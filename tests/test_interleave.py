@@ -309,8 +309,19 @@ def test_noise_rows_from_aa_sessions(tmp_path: Path) -> None:
     rows = noise_from_ab_reports(reports)
     assert {r.metric for r in rows} == {"median_latency", "throughput"}
     for r in rows:
-        assert r.n_runs == 2 and r.suggested_threshold >= r.aa_max_change
+        changes = [abs(v.ratio - 1) for rep in reports for v in rep.verdicts if v.metric == r.metric]
+        assert r.n_runs == 2 and r.aa_max_change == pytest.approx(max(changes))
         assert r.suggested_threshold < 0.3
+
+
+def test_too_few_rounds_for_the_number_of_comparisons_is_said(tmp_path: Path) -> None:
+    b, c = run_ab([spin_cell()], tmp_path, options=FAST.model_copy(update={"rounds": 10}))
+    six = parse_rules(["median_latency:+10%", "mean_latency:+10%", "p90_latency:+10%", "p95_latency:+10%",
+                       "p99_latency:+10%", "throughput:-10%"])
+    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), six)
+    assert any("smallest possible p-value" in n and "6 comparisons" in n for n in report.notes), report.notes
+    three = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    assert not any("smallest possible" in n for n in three.notes)
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -350,7 +361,10 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
                         (["--alpha", "0"], "--alpha"), (["--only", "online"], "no cell can be interleaved")):
         r = cli.invoke(app, args + extra)
         assert r.exit_code == 2 and text in " ".join(r.output.split()), (extra, r.output)
-    assert cli.invoke(app, [*args[:4], "--rounds", "5"]).exit_code == 2  # too few rounds for a verdict
+    few = cli.invoke(app, args + ["--rounds", "5"])  # too few rounds for a verdict
+    assert few.exit_code == 2 and "--rounds" in few.output, few.output
+    tight = cli.invoke(app, args + ["--block-ms", "1000", "--block-timeout", "2"])
+    assert tight.exit_code == 2 and "quarter of block_timeout_s" in " ".join(tight.output.split()), tight.output
     runs = sorted(p.name for p in res.iterdir())
     assert sum("-ab-baseline-" in r for r in runs) == 2 and sum("-ab-current-" in r for r in runs) == 2
     # the saved slowed pair compares the same way through `gate compare`
@@ -363,3 +377,90 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     again = cli.invoke(app, ["gate", "compare", base.run_id, slowed.run_id, "--results", str(res),
                              "--fail-on", "median_latency:+10%", "-f", "markdown"])
     assert again.exit_code == 1 and "interleaved" in again.output
+
+
+# ------------------------------------------------------------------------------- code per side
+
+_SIDE_BACKEND = """
+from fake_backends import SpinBackend
+
+
+class Backend(SpinBackend):
+    def load(self, workload, device):
+        {load}
+        return super().load(workload, device)
+
+    def infer(self, prepared):
+        self.options = {{**self.options, "service_us": {service_us}}}
+        return super().infer(prepared)
+"""
+
+
+def _side_dir(root: Path, name: str, service_us: float, load: str = "pass") -> str:
+    d = root / name
+    d.mkdir()
+    (d / "abside.py").write_text(_SIDE_BACKEND.format(service_us=service_us, load=load))
+    return str(d)
+
+
+def _side_suite(tmp_path: Path) -> Path:
+    p = tmp_path / "sides.yaml"
+    p.write_text(yaml.safe_dump({
+        "name": "sides", "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
+        "matrix": [{"models": ["tabular_mlp"], "backends": ["abside:Backend"], "scenarios": ["single-stream"]}],
+    }))
+    return p
+
+
+def test_each_side_runs_its_own_code(tmp_path: Path) -> None:
+    """--baseline-path / --current-path: the same suite, a different module on each side."""
+    import typer
+
+    from harness.cli_gate import gate_app
+
+    app = typer.Typer()
+    app.add_typer(gate_app, name="gate")
+    base, head = _side_dir(tmp_path, "base", 300), _side_dir(tmp_path, "head", 450)
+    res = tmp_path / "results"
+    args = ["gate", "ab", str(_side_suite(tmp_path)), "--results", str(res), "--rounds", "20", "--block-ms", "10",
+            "--workers", "2", "--fail-on", "median_latency:+10%", "-f", "json"]
+    cli = CliRunner()
+    r = cli.invoke(app, args + ["--baseline-path", base, "--current-path", head])
+    assert r.exit_code == 1, r.output
+    assert '"verdict": "regression"' in r.output
+    # the base side cannot be measured (e.g. a wrong --baseline-path): not a pass, a data error
+    broken = _side_dir(tmp_path, "broken", 300, load='raise RuntimeError("base checkout is broken")')
+    r = cli.invoke(app, args + ["--baseline-path", broken, "--current-path", head])
+    assert r.exit_code == 2, r.output
+    assert "baseline side failed" in r.output and "base checkout is broken" in r.output
+
+
+def test_the_late_side_is_blamed_for_a_start_timeout(tmp_path: Path) -> None:
+    slow = _side_dir(tmp_path, "slow", 300, load="import time; time.sleep(30)")
+    cell = spin_cell().model_copy(update={"backend": "abside:Backend"})
+    opts = FAST.model_copy(update={"start_timeout_s": 8.0})
+    recs = measure_interleaved([Variant("baseline", cell, (_side_dir(tmp_path, "ok", 300),)),
+                                Variant("current", cell, (slow,))], [tmp_path / "b", tmp_path / "c"], opts)
+    assert recs[1].status == "timeout" and "current" in recs[1].error and "start_timeout_s" in recs[1].error
+    assert recs[0].status == "skipped" and recs[0].extra["partner_failed"] == "current"
+
+
+def test_no_worker_outlives_a_session(tmp_path: Path) -> None:
+    import psutil
+
+    def ours() -> set[int]:  # multiprocessing's resource tracker outlives sessions by design
+        return {p.pid for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline())}
+
+    before = ours()
+    opts = FAST.model_copy(update={"block_timeout_s": 2.0})
+    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", _later("hang"))],
+                               [tmp_path / "b", tmp_path / "c"], opts)
+    assert recs[1].status == "timeout"
+    assert ours() - before == set()
+
+
+def test_run_directories_must_differ(tmp_path: Path) -> None:
+    with pytest.raises(InterleaveError, match="must differ"):
+        measure_interleaved([Variant("a", spin_cell()), Variant("b", spin_cell())], [tmp_path / "x", tmp_path / "x"],
+                            FAST)
