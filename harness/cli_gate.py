@@ -248,8 +248,8 @@ def ab(
     _emit(report, fmt, markdown, junit, json_out)
     broken = [x for x in b.cells if x.status not in ("ok", "skipped")]
     if broken:  # the base could not be measured: the gate has nothing to judge against
-        err.print(f"[red]error:[/] the baseline side {broken[0].status} in {len(broken)} cell(s): "
-                  + "; ".join(f"{x.cell_id}: {x.error}" for x in broken)
+        err.print(f"[red]error:[/] the baseline side could not be measured in {len(broken)} cell(s): "
+                  + "; ".join(f"{x.cell_id}: {x.status}: {x.error}" for x in broken)
                   + " (check --baseline-path and the baseline run's errors)")
         raise typer.Exit(2)
     raise typer.Exit(report.exit_code)

@@ -582,13 +582,14 @@ def compare_runs(
             pending.append((v, b_unstable, c_unstable))
     adj = holm_correct([v.p_value for v, _, _ in pending])
     tested = sum(math.isfinite(v.p_value) for v, _, _ in pending)
-    few = sorted({v.n_baseline for v, _, _ in pending
-                  if v.note.startswith("interleaved") and 2 * 0.5 ** v.n_baseline >= alpha / max(tested, 1)})
-    if few:  # an exact test on n paired blocks cannot give p below 2 / 2**n
+    paired_n = [v.n_baseline for v, _, _ in pending if v.note.startswith("interleaved") and math.isfinite(v.p_value)]
+    if paired_n and len(paired_n) == tested and 2 * 0.5 ** max(paired_n) >= alpha / tested:
+        # a test on n paired blocks cannot give p below 2 / 2**n (higher still with ties), and
+        # Holm's first step needs alpha / comparisons
         report.notes.append(
-            f"with {few[0]} paired blocks the smallest possible p-value is {2 * 0.5 ** few[0]:.2g}, not "
-            f"below alpha {alpha:g} / {tested} comparisons (Holm): no regression or improvement can be shown; "
-            "measure more rounds")
+            f"with at most {max(paired_n)} paired blocks the smallest possible p-value is "
+            f"{2 * 0.5 ** max(paired_n):.2g}, not below alpha {alpha:g} / {tested} comparisons (Holm): "
+            "no regression or improvement can be shown; measure more rounds")
     for (v, b_unstable, c_unstable), pa in zip(pending, adj):
         if math.isfinite(v.p_value):
             # interference only ever slows a run down: an unstable current run proves a regression

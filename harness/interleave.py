@@ -265,11 +265,14 @@ def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],
                limit_s: float) -> dict[int, "_WorkerFailed"]:
     """Wait for every worker's ``ready`` at once; {side index: failure}. On a crash or an
     error the wait ends at once; at the deadline every side with a worker still loading is
-    blamed (not the side that happens to be checked first)."""
+    blamed (not the side that happens to be checked first). A side whose backend reports
+    itself unavailable is ``skipped`` only when every side is: where the others load, the
+    one that cannot has broken (e.g. a head whose import now fails inside ``available()``)."""
     from multiprocessing.connection import wait
 
     pending = [(i, w) for i, s in enumerate(sides) for w in s.workers]
     failures: dict[int, _WorkerFailed] = {}
+    skips: dict[int, _WorkerFailed] = {}
     while pending and not failures:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -285,11 +288,14 @@ def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],
                 try:
                     w.info = _recv(w.conn, w.proc, deadline, f"{labels[i]}: loading and warm-up")[1]
                 except _WorkerFailed as exc:
-                    failures.setdefault(i, exc)
+                    (skips if exc.status == "skipped" else failures).setdefault(i, exc)
                 continue
             still.append((i, w))
-        pending = still
-    return failures
+        pending = [(i, w) for i, w in still if i not in skips]  # one answer per skipped side is enough
+    if failures or not skips or len(skips) == len(sides):
+        return failures or skips
+    return {i: _WorkerFailed("failed", f"{labels[i]}: {exc.reason}, while the other side's backend loads")
+            for i, exc in skips.items()}
 
 
 def _send(w: Any, msg: tuple[Any, ...]) -> None:
@@ -331,12 +337,15 @@ def measure_interleaved(
 
     Each variant runs in ``options.workers`` processes; in every round it measures one block
     in one of them, each used equally often (to within one) in a seeded random order, so one
-    process's luck (memory layout, placement: a few per cent on a shared VM) is spread over several and
-    shrinks in the median of the paired ratios (it does not vanish: see the module doc).
+    process's luck (memory layout, placement: a few per cent on a shared VM) is spread over
+    several and shrinks in the paired comparison (it does not vanish: see the module doc).
     Every record carries the id of the cell of the first variant, so the runs match cell by
     cell in the gate even when the variants' specs differ. Never raises for a variant's own
     failure (KeyboardInterrupt is re-raised after the workers are stopped)."""
-    opts = options or InterleaveOptions()
+    try:  # again: model_copy(update=...) does not validate
+        opts = InterleaveOptions(**(options or InterleaveOptions()).model_dump())
+    except ValueError as exc:
+        raise InterleaveError(str(exc)) from None
     if len(variants) < 2 or len(variants) != len(run_dirs):
         raise InterleaveError("need >= 2 variants and one run directory per variant")
     if len({Path(d).resolve() for d in run_dirs}) != len(run_dirs):
@@ -422,8 +431,11 @@ def measure_interleaved(
         end = time.monotonic() + 5.0
         for w in every:
             w.proc.join(max(0.0, end - time.monotonic()))
-            if w.proc.is_alive():
-                _kill(w.proc)
+            try:
+                if w.proc.is_alive():
+                    _kill(w.proc)
+            except Exception as exc:  # keep closing the others; say what could not be stopped
+                print(f"warning: could not stop worker {w.proc.pid}: {type(exc).__name__}: {exc}", file=sys.stderr)
             w.conn.close()
     wall = time.monotonic() - t_wall
     out: list[CellRecord] = []

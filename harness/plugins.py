@@ -38,8 +38,8 @@ def load(kind: str, name: str) -> Any:
         mod, _, attr = name.partition(":")
         try:
             return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UnknownPlugin(f"cannot import {kind} {name!r}: {exc}") from exc
+        except Exception as exc:  # ImportError, AttributeError, or the module's own error (SyntaxError...)
+            raise UnknownPlugin(f"cannot import {kind} {name!r}: {type(exc).__name__}: {exc}") from exc
     eps = _entry_points(kind)
     if name not in eps:
         known = ", ".join(sorted(eps)) or "(none registered: is the package installed?)"

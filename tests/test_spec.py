@@ -90,3 +90,11 @@ def test_shipped_suites_validate():
     for p in sorted((Path(__file__).parent.parent / "workloads" / "suites").glob("*.yaml")):
         _, cells = load_suite(p)
         assert cells, p
+
+
+def test_a_backend_module_that_does_not_compile_is_a_spec_error(write_suite, tmp_path, monkeypatch):
+    (tmp_path / "brokenmod.py").write_text("def oops(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError) as ei:
+        load_suite(write_suite(GOOD.replace("backends: [null,", "backends: [brokenmod:Backend,")))
+    assert ei.value.line == 5 and "cannot import backend 'brokenmod:Backend': SyntaxError" in str(ei.value)
