@@ -95,7 +95,8 @@ def devices_needed(target_per_s: float, throughput_per_device_s: float) -> int:
     # a relative tolerance keeps a ratio like 3.0000000000000004 (float rounding) at 3 devices
     if n > 1 and ratio - (n - 1) <= 1e-9 * ratio:
         n -= 1
-    return n
+    # any positive target needs a device, even one so small that the ratio underflows to 0
+    return max(n, 1) if target_per_s > 0 else n
 
 
 def monthly_cost_usd(devices: int, usd_per_hour: float, price_provenance: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harness import economics as ec
@@ -42,6 +42,7 @@ def test_cost_scales_inversely_with_throughput(usd: float, tp: float, k: float) 
 
 
 @given(price, pos, st.floats(min_value=0, max_value=1e7), st.floats(min_value=0, max_value=1e7))
+@example(1.0, 2.0, 5e-324, 0.0)  # a target so small that target / throughput underflows to 0
 def test_monthly_cost_monotone_in_target(usd: float, tp: float, t1: float, t2: float) -> None:
     lo, hi = sorted((t1, t2))
     n_lo, n_hi = ec.devices_needed(lo, tp), ec.devices_needed(hi, tp)
