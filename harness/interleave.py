@@ -247,18 +247,15 @@ def _kill(proc: Any) -> None:
     so its ``exitcode`` is set."""
     import psutil
 
+    from harness.runner import _kill_all
+
     try:
         kids = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         kids = []
     proc.kill()
     proc.join(5)
-    for k in kids:
-        try:
-            k.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(kids, timeout=5)
+    _kill_all(kids)
 
 
 def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],

@@ -32,7 +32,11 @@ def _kill_tree(pid: int) -> None:
         parent = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
-    procs = parent.children(recursive=True) + [parent]
+    _kill_all(parent.children(recursive=True) + [parent])
+
+
+def _kill_all(procs: list[psutil.Process]) -> None:
+    """SIGKILL every process of ``procs`` that still exists and wait up to 5 s for them."""
     for p in procs:
         try:
             p.kill()
