@@ -131,27 +131,33 @@ def test_unstable_attempts_are_repeated_and_recorded_apart(tmp_path: Path):
     import time as _time
 
     class FirstAttemptStalls(NullBackend):
-        """20 us per query; 200 us for queries 200-250 of the first measurement attempt."""
+        """100 us per query; 1 ms for queries 200-250 of the first measurement attempt."""
 
         calls = 0
+        stalled_until_ns = 0  # perf_counter_ns (the harness clock) when the last stalled query ended
 
         def infer(self, prepared):
             FirstAttemptStalls.calls += 1
             stall = 5 + 200 < FirstAttemptStalls.calls <= 5 + 250  # after 5 warm-up queries
-            end = _time.perf_counter_ns() + (200_000 if stall else 20_000)
+            end = _time.perf_counter_ns() + (1_000_000 if stall else 100_000)
             while _time.perf_counter_ns() < end:
                 pass
+            if stall:
+                FirstAttemptStalls.stalled_until_ns = _time.perf_counter_ns()
 
     b = FirstAttemptStalls()
     w = get_workload("tabular_mlp", "tiny")
     b.load(w)
+    # attempts to spare: on a shared host a later attempt can be unsteady too (then also discarded)
     stop = StopRule(min_duration_s=0, min_queries=300, max_queries=300, warmup_s=0, warmup_queries=5,
-                    max_attempts=3)
+                    max_attempts=5)
     opts = OfflineScenario.Options(batch_size=1, stop=stop)
     res = OfflineScenario(opts).run(RunnerContext(b, w, 0, []))
     discarded = res.warmup["discarded_unstable_attempts"]
-    assert len(discarded) == 1 and discarded[0]["queries"] == 300 and discarded[0]["steady_state_ratio"] > 1.1
-    assert res.validity["steady_state"] is True
+    assert len(discarded) >= 1 and all(d["queries"] == 300 for d in discarded)
+    assert discarded[0]["steady_state_ratio"] > 3  # the stalled attempt: 10x slower queries in one window
+    # repeated until steady, or until the attempts ran out (a host too busy for a steady window)
+    assert res.validity["steady_state"] is True or len(discarded) == stop.max_attempts - 1
     assert res.queries["completed_ns"].size == 300
-    # the stalled queries (0.2 ms) are not in the result
-    assert (res.queries["completed_ns"] - res.queries["issued_ns"] < 150_000).mean() > 0.99
+    # the kept attempt began after the stalled one ended: its queries are not in the result
+    assert res.queries["issued_ns"].min() > FirstAttemptStalls.stalled_until_ns > 0
