@@ -31,9 +31,8 @@ e.g. a stall every few tens of ms):
   ranks point the same way as the pooled estimate. Its ranks carry magnitudes, so one side
   much slower in about 40 % of its blocks or more is significant at 40 rounds, where the
   sign test needs about three quarters; one-sided bursts of the host fall on both sides and
-  cancel. The pooled interval stays honest about
-  a stall that touches few blocks: it clears the threshold only when the resampled rounds
-  keep showing it.
+  cancel. The pooled interval stays honest about a stall that touches few blocks: it clears
+  the threshold only when the resampled rounds keep showing it.
 
 The verdict rule is the gate's usual one (:func:`harness.gate.decide`): the test must be
 significant after correction *and* the interval must clear the threshold.
@@ -107,20 +106,14 @@ def block_values(raw: Any, metric: Any) -> dict[int, float]:
     return out
 
 
-def pooled_value(raw: Any, metric: Any) -> float:
-    """The metric over all blocks together: the statistic of every query's latency (ms), or
-    for throughput the samples over the summed block durations (the gaps while other variants
-    ran are not counted)."""
-    start = np.asarray(raw["scheduled_ns"], dtype=np.int64)
-    end = np.asarray(raw["completed_ns"], dtype=np.int64)
-    if start.size == 0:
+def pooled_value(raw: Any, metric: Any, rounds: list[int] | None = None) -> float:
+    """The metric over the blocks of ``rounds`` (default: every block) together: the
+    statistic of every query's latency (ms), or for throughput the samples over the summed
+    block durations (the gaps while other variants ran are not counted)."""
+    if len(raw["block"]) == 0:
         return math.nan
-    if metric.samples != "throughput":
-        return float(np.asarray(stats.resolve_statistic(metric.statistic)((end - start) / 1e6)))
-    block = np.asarray(raw["block"], dtype=np.int64)
-    bs = np.asarray(raw["batch_size"], dtype=float) if "batch_size" in raw else np.ones(block.size)
-    dur = sum(int(end[block == k].max() - start[block == k].min()) for k in np.unique(block))
-    return float(bs.sum() / (dur / 1e9)) if dur > 0 else math.nan
+    keys = rounds if rounds is not None else sorted(int(k) for k in np.unique(np.asarray(raw["block"])))
+    return float(_pooled(metric, _RoundPool(raw, keys), np.ones((1, len(keys))))[0])
 
 
 def is_interleaved(raw: Any) -> bool:
@@ -139,7 +132,7 @@ def paired_log_ratios(braw: Any, craw: Any, metric: Any) -> np.ndarray:
     return _paired_rounds(braw, craw, metric)[1]
 
 
-class _Side:
+class _RoundPool:
     """One run's queries over the paired rounds ``keys`` (round ``keys[i]`` -> index ``i``),
     arranged for pooled statistics with per-round weights. ``keys``: sorted, non-empty."""
 
@@ -168,7 +161,7 @@ class _Side:
         self.duration_s = np.where(self.count > 0, (last - first) / 1e9, 0.0)
 
 
-def _pooled(metric: Any, side: _Side, weights: np.ndarray) -> np.ndarray:
+def _pooled(metric: Any, side: _RoundPool, weights: np.ndarray) -> np.ndarray:
     """The metric over ``side``'s queries, each round counted ``weights[j, round]`` times,
     for every row ``j`` of ``weights`` (shape draws x rounds). Quantiles by the inverted
     empirical CDF (with unit weights: the LoadGen order statistic ``floor(n q)``)."""
@@ -181,7 +174,7 @@ def _pooled(metric: Any, side: _Side, weights: np.ndarray) -> np.ndarray:
     return _weighted_quantile(side, fn.q, w)
 
 
-def _weighted_quantile(side: _Side, q: float, w: np.ndarray) -> np.ndarray:
+def _weighted_quantile(side: _RoundPool, q: float, w: np.ndarray) -> np.ndarray:
     """Per row of ``w``: the ``q``-quantile of the queries with round weights.
 
     A mixture's quantile lies between the smallest and the largest of its components'
@@ -260,14 +253,14 @@ def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: f
                              f"too few paired blocks ({d.size} < {MIN_BLOCKS})")
     if is_pooled(metric):
         return _compare_pooled(braw, craw, metric, threshold, alpha, cell_id, keys, d)
-    return _compare_block_medians(braw, craw, metric, threshold, alpha, cell_id, d)
+    return _compare_block_medians(braw, craw, metric, threshold, alpha, cell_id, keys, d)
 
 
 def _compare_block_medians(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float, cell_id: str,
-                           d: np.ndarray) -> Any:
+                           keys: list[int], d: np.ndarray) -> Any:
     from scipy.stats import binomtest
 
-    sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
+    sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)
     note = (f"interleaved: {d.size} paired blocks; median of per-block log ratios (block {metric.statistic}), "
             "sign test; interval conditional on these worker processes")
     keep = np.abs(d - np.median(d)) <= math.log(BURST_RATIO)
@@ -285,10 +278,9 @@ def _compare_pooled(braw: Any, craw: Any, metric: Any, threshold: float, alpha: 
                     keys: list[int], d: np.ndarray) -> Any:
     from scipy.stats import rankdata, wilcoxon
 
-    bs, cs = _Side(braw, keys), _Side(craw, keys)
+    bs, cs = _RoundPool(braw, keys), _RoundPool(craw, keys)
     n = len(keys)
-    one = np.ones((1, n))
-    sb, sc = float(_pooled(metric, bs, one)[0]), float(_pooled(metric, cs, one)[0])
+    sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)
     est = math.log(sc / sb)
     draws = np.random.default_rng(0).multinomial(n, np.full(n, 1.0 / n), size=N_BOOTSTRAP)
     boot = np.log(_pooled(metric, cs, draws)) - np.log(_pooled(metric, bs, draws))

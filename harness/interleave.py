@@ -15,8 +15,8 @@ default) and every round picks one of them, each equally often (to within one bl
 the rounds are not a multiple of the workers) in a seeded random order; the per-process
 luck then varies from round to round and shrinks in the paired comparison. It does not
 vanish (the rounds share only ``workers**2`` process pairs), so the gate's interval is
-conditional on these processes and the threshold must absorb the
-rest: calibrate it with A/A sessions.
+conditional on these processes and the threshold must absorb the rest: calibrate it with
+A/A sessions.
 
 Contract:
 
@@ -258,8 +258,7 @@ def _kill(proc: Any) -> None:
     _kill_all(kids)
 
 
-def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],
-               limit_s: float) -> dict[int, "_WorkerFailed"]:
+def _start_all(sides: Sequence["_Side"], labels: Sequence[str], limit_s: float) -> dict[int, "_WorkerFailed"]:
     """Wait for every worker's ``ready`` at once; {side index: failure}. On a crash or an
     error the wait ends at once; at the deadline every side with a worker still loading is
     blamed (not the side that happens to be checked first). A side whose backend reports
@@ -267,6 +266,7 @@ def _start_all(sides: Sequence["_Side"], deadline: float, labels: Sequence[str],
     one that cannot has broken (e.g. a head whose import now fails inside ``available()``)."""
     from multiprocessing.connection import wait
 
+    deadline = time.monotonic() + limit_s
     pending = [(i, w) for i, s in enumerate(sides) for w in s.workers]
     failures: dict[int, _WorkerFailed] = {}
     skips: dict[int, _WorkerFailed] = {}
@@ -382,7 +382,7 @@ def measure_interleaved(
                 w = _Worker(proc, parent)
                 s.workers.append(w)
                 every.append(w)
-        failures = _start_all(sides, time.monotonic() + opts.start_timeout_s, labels, opts.start_timeout_s)
+        failures = _start_all(sides, labels, opts.start_timeout_s)
         if not failures:
             for r in range(opts.rounds):
                 for pos, i in enumerate(rng.permutation(len(sides))):

@@ -173,7 +173,7 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
     rng = np.random.default_rng(1)
     blocks = [0.1 * rng.uniform(0.8, 1.6) * rng.lognormal(0, 0.2, rng.integers(5, 60)) for _ in range(30)]
     raw = _raw(blocks)
-    side = gp._Side(raw, list(range(30)))
+    side = gp._RoundPool(raw, list(range(30)))
     lat = (raw["completed_ns"] - raw["scheduled_ns"]).to_numpy() / 1e6
     blk = raw["block"].to_numpy()
     w = np.vstack([np.ones(30), rng.multinomial(30, np.full(30, 1 / 30), size=60)])
