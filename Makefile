@@ -1,5 +1,5 @@
 # make run   - set up .venv (CPU build of PyTorch) and run the quick suite
-# make test  - set up and run the test suite (installs headless Chromium for browser tests)
+# make test  - set up, check (ruff, import-linter, mypy) and run the test suite (installs headless Chromium)
 # make bench - overhead, load-generator, gate and projection benchmarks (figures in README)
 # make app   - the Streamlit app on http://127.0.0.1:8501
 
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SUITE ?= workloads/suites/quick.yaml
 
-.PHONY: install run test bench app browser clean
+.PHONY: install run test lint bench app browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,7 +28,13 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) ) || \
 	  echo "chromium could not be installed: browser tests will be skipped"
 
-test: install browser
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: install browser lint
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -2,12 +2,12 @@
 
 One real cell (``tabular_mlp`` tiny through the torch backend, one thread, single-stream) is
 measured the way ``harness gate ab`` measures base and head: variants in their own worker
-processes taking turns in blocks (:mod:`harness.interleave`), compared block by block
-(:mod:`harness.gate_paired`) through :func:`harness.gate.compare_runs`.
+processes taking turns in blocks (:mod:`harness.measure.interleave`), compared block by block
+(:mod:`harness.analysis.gate.paired`) through :func:`harness.analysis.gate.compare_runs`.
 
 Each trial is one interleaved session of five variants, each in its own fresh worker
 processes (``workers`` per variant, 3 by default): three of the plain backend (A1, A2, A3)
-and the backend slowed by 5 % and by 10 % (:class:`harness.inject.SlowdownBackend`, which
+and the backend slowed by 5 % and by 10 % (:class:`harness.measure.inject.SlowdownBackend`, which
 spins for that fraction of each query's own service time). A trial
 gives three A/A comparisons (A1-A2, A1-A3, A2-A3, earlier = baseline), three at +5 % and
 three at +10 % (each A vs the slowed run). Every comparison pairs blocks of the same rounds;
@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.gate import LoadedRun, compare_runs, parse_rules
-from harness.interleave import InterleaveOptions, Variant, measure_interleaved
-from harness.records import CellSpec, RunRecord
-from harness.results import save_run
+from harness.analysis.gate import LoadedRun, compare_runs, parse_rules
+from harness.core.records import CellSpec, RunRecord
+from harness.measure.interleave import InterleaveOptions, Variant, measure_interleaved
+from harness.store.results import save_run
 
 METRICS = ("median_latency", "p99_latency", "throughput")
 SIGN = {"median_latency": "+", "p99_latency": "+", "throughput": "-"}
@@ -50,8 +50,12 @@ KINDS = (("a1", 0.0), ("a2", 0.0), ("a3", 0.0), ("s5", 0.05), ("s10", 0.10))
 
 def spec() -> CellSpec:
     return CellSpec(
-        model="tabular_mlp", size="tiny", backend="torch", backend_options={"threads": 1},
-        scenario="single-stream", parity=False,
+        model="tabular_mlp",
+        size="tiny",
+        backend="torch",
+        backend_options={"threads": 1},
+        scenario="single-stream",
+        parity=False,
         scenario_options={"batch_size": 1, "stop": {"warmup_s": 0.5, "warmup_queries": 50, "min_queries": 200}},
     )
 
@@ -104,14 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-ms", type=float, default=InterleaveOptions().block_ms, help="block length")
     ap.add_argument("--cpus", type=str, default="", help="pin the workers to these CPUs, e.g. '1'")
     ap.add_argument("--keep", type=Path, default=None, help="keep the measured runs in this directory")
-    ap.add_argument("--from", dest="source", type=Path, default=None,
-                    help="analyse the runs kept by an earlier --keep instead of measuring")
+    ap.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="analyse the runs kept by an earlier --keep instead of measuring",
+    )
     args = ap.parse_args(argv)
     if args.source is not None:
-        return analyse(load_trials(args.source), args, spec(), InterleaveOptions(rounds=args.rounds, block_ms=args.block_ms),
-                       time.monotonic(), os.getloadavg())
+        return analyse(
+            load_trials(args.source),
+            args,
+            spec(),
+            InterleaveOptions(rounds=args.rounds, block_ms=args.block_ms),
+            time.monotonic(),
+            os.getloadavg(),
+        )
     try:
-        from harness.backends.torch_backend import TorchBackend
+        from harness.measure.backends.torch_backend import TorchBackend
 
         ok, why = TorchBackend.available()
     except Exception as exc:  # pragma: no cover - environment without torch
@@ -136,31 +151,40 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_trials(root: Path) -> list[dict[str, LoadedRun]]:
     """Trials kept by ``--keep``, in order."""
-    from harness.results import load_run
+    from harness.store.results import load_run
 
     out = []
     i = 0
     while (root / f"t{i:03d}-a1").is_dir():
-        out.append({k: LoadedRun(load_run(root / f"t{i:03d}-{k}"), root / f"t{i:03d}-{k}", f"t{i:03d}-{k}")
-                    for k, _ in KINDS})
+        out.append(
+            {k: LoadedRun(load_run(root / f"t{i:03d}-{k}"), root / f"t{i:03d}-{k}", f"t{i:03d}-{k}") for k, _ in KINDS}
+        )
         i += 1
     if not out:
         raise SystemExit(f"no kept trials under {root}")
     return out
 
 
-def analyse(trials: list[dict[str, LoadedRun]], args: argparse.Namespace, cell: CellSpec, opts: InterleaveOptions,
-            t_start: float, load_before: tuple[float, float, float]) -> int:
+def analyse(
+    trials: list[dict[str, LoadedRun]],
+    args: argparse.Namespace,
+    cell: CellSpec,
+    opts: InterleaveOptions,
+    t_start: float,
+    load_before: tuple[float, float, float],
+) -> int:
     """Calibrate on the first trials, evaluate the rest; prints Markdown, returns the exit code."""
     args.trials = len(trials)
-    calib, evaluation = trials[:args.calibration], trials[args.calibration:]
+    calib, evaluation = trials[: args.calibration], trials[args.calibration :]
     thr = calibrate(calib, 0.01)
     rule_text = [f"{m}:{SIGN[m]}{thr[m] * 100:g}%" for m in METRICS if m in thr]
     rules = parse_rules(rule_text)
     aa = [compare_runs(t[a], t[b], rules) for t in evaluation for a, b in AA_PAIRS]
     aa_fail = sum(r.exit_code != 0 for r in aa)
-    aa_by_metric = {m: sum(any(v.metric == m and v.verdict in ("regression", "failed") for v in r.verdicts)
-                           for r in aa) for m in thr}
+    aa_by_metric = {
+        m: sum(any(v.metric == m and v.verdict in ("regression", "failed") for v in r.verdicts) for r in aa)
+        for m in thr
+    }
     detect: dict[float, tuple[int, int]] = {}
     changes: dict[float, list[float]] = {}
     for f, pairs in SLOW_PAIRS.items():
@@ -168,9 +192,14 @@ def analyse(trials: list[dict[str, LoadedRun]], args: argparse.Namespace, cell: 
         detect[f] = (sum(r.exit_code == 1 for r in reps), len(reps))
         for r in reps:
             if r.exit_code != 1:
-                print(f"missed at +{f:.0%}: " + "; ".join(
-                    f"{v.metric} {v.change:+.1%} [{v.ci_low - 1:+.1%}, {v.ci_high - 1:+.1%}] p={v.p_adjusted:.2g} {v.verdict}"
-                    for v in r.verdicts), file=sys.stderr)
+                print(
+                    f"missed at +{f:.0%}: "
+                    + "; ".join(
+                        f"{v.metric} {v.change:+.1%} [{v.ci_low - 1:+.1%}, {v.ci_high - 1:+.1%}] p={v.p_adjusted:.2g} {v.verdict}"
+                        for v in r.verdicts
+                    ),
+                    file=sys.stderr,
+                )
         changes[f] = [v.change for r in reps for v in r.verdicts if v.metric == "median_latency"]
     aa_changes = [v.change for r in aa for v in r.verdicts if v.metric == "median_latency"]
     med = [float(t[k].record.cells[0].metrics["latency_p50"].value) * 1e3 for t in trials for k in ("a1", "a2", "a3")]
@@ -180,22 +209,39 @@ def analyse(trials: list[dict[str, LoadedRun]], args: argparse.Namespace, cell: 
     d5 = detect[0.05][0] / detect[0.05][1]
     d10 = detect[0.10][0] / detect[0.10][1]
     print(f"\n### Regression gate, interleaved A/B: false alarms and detection ({cell.cell_id})\n")
-    print(f"{args.trials} sessions ({args.calibration} for calibration) of 5 variants x {opts.workers} worker processes "
-          f"x {args.rounds} rounds "
-          f"x {args.block_ms:g} ms blocks. Thresholds from the A/A noise of the calibration sessions (1 % two-sided): "
-          + ", ".join(f"`{r}`" for r in rule_text) + f"; alpha 0.01, Holm over {len(rules)} metrics.\n")
+    print(
+        f"{args.trials} sessions ({args.calibration} for calibration) of 5 variants x {opts.workers} worker processes "
+        f"x {args.rounds} rounds "
+        f"x {args.block_ms:g} ms blocks. Thresholds from the A/A noise of the calibration sessions (1 % two-sided): "
+        + ", ".join(f"`{r}`" for r in rule_text)
+        + f"; alpha 0.01, Holm over {len(rules)} metrics.\n"
+    )
     print("| comparison | comparisons | gate failed | rate | target | ok |")
     print("|---|---|---|---|---|---|")
     print(f"| A/A (same cell) | {n_aa} | {aa_fail} | {aa_rate:.1%} | <= 1% | {'yes' if aa_rate <= 0.01 else 'NO'} |")
-    print(f"| +5% service time | {detect[0.05][1]} | {detect[0.05][0]} | {d5:.1%} | >= 80% | {'yes' if d5 >= 0.8 else 'NO'} |")
-    print(f"| +10% service time | {detect[0.10][1]} | {detect[0.10][0]} | {d10:.1%} | >= 95% | {'yes' if d10 >= 0.95 else 'NO'} |")
-    q = lambda xs: f"{np.percentile(xs, 5) * 100:+.1f}% .. {np.median(xs) * 100:+.1f}% .. {np.percentile(xs, 95) * 100:+.1f}%"  # noqa: E731
-    print(f"\nEstimated median-latency change (5th pct .. median .. 95th pct): A/A {q(aa_changes)}; "
-          f"+5 % {q(changes[0.05])}; +10 % {q(changes[0.10])}. A/A false alarms by metric: "
-          + ", ".join(f"{m} {n}" for m, n in aa_by_metric.items()) + ".")
-    print(f"A processes' median latency {min(med):.1f}-{max(med):.1f} us over {len(med)} processes; load average "
-          f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after on {os.cpu_count()} CPUs; "
-          f"wall time {time.monotonic() - t_start:.0f} s.")
+    print(
+        f"| +5% service time | {detect[0.05][1]} | {detect[0.05][0]} | {d5:.1%} | >= 80% | {'yes' if d5 >= 0.8 else 'NO'} |"
+    )
+    print(
+        f"| +10% service time | {detect[0.10][1]} | {detect[0.10][0]} | {d10:.1%} | >= 95% | {'yes' if d10 >= 0.95 else 'NO'} |"
+    )
+
+    def q(xs):
+        return (
+            f"{np.percentile(xs, 5) * 100:+.1f}% .. {np.median(xs) * 100:+.1f}% .. {np.percentile(xs, 95) * 100:+.1f}%"
+        )
+
+    print(
+        f"\nEstimated median-latency change (5th pct .. median .. 95th pct): A/A {q(aa_changes)}; "
+        f"+5 % {q(changes[0.05])}; +10 % {q(changes[0.10])}. A/A false alarms by metric: "
+        + ", ".join(f"{m} {n}" for m, n in aa_by_metric.items())
+        + "."
+    )
+    print(
+        f"A processes' median latency {min(med):.1f}-{max(med):.1f} us over {len(med)} processes; load average "
+        f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after on {os.cpu_count()} CPUs; "
+        f"wall time {time.monotonic() - t_start:.0f} s."
+    )
     return 0 if (aa_rate <= 0.01 and d5 >= 0.8 and d10 >= 0.95 and n_aa >= 100) else 1
 
 

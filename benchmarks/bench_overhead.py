@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.records import CellSpec
-from harness.runner import host_profile
-from harness.scenarios.closed import POOL
-from harness.worker import execute_cell
+from harness.core.records import CellSpec
+from harness.measure.runner import host_profile
+from harness.measure.scenarios.closed import POOL
+from harness.measure.worker import execute_cell
 from workloads.registry import get_workload
 
 ROUNDS = 12
@@ -76,13 +76,26 @@ def raw_ort(model: str, size: str, bs: int, seconds: float) -> float:
     return n * bs / ((t - t0) / 1e9)
 
 
-def harness_run(backend: str, model: str, size: str, bs: int, seconds: float, run_dir: Path, profile: Any,
-                scenario: str = "offline") -> Any:
-    opts = {"threads": THREADS} if backend == "torch" else ({"intra_op_threads": THREADS} if backend == "onnxruntime" else {})
-    spec = CellSpec(model=model, size=size, backend=backend, backend_options=opts, scenario=scenario,
-                    scenario_options={"batch_size": bs, "stop": {"min_duration_s": seconds, "min_queries": 64,
-                                                                 "max_duration_s": seconds * 3, "warmup_s": 0.2}},
-                    parity=False)
+def harness_run(
+    backend: str, model: str, size: str, bs: int, seconds: float, run_dir: Path, profile: Any, scenario: str = "offline"
+) -> Any:
+    opts = (
+        {"threads": THREADS}
+        if backend == "torch"
+        else ({"intra_op_threads": THREADS} if backend == "onnxruntime" else {})
+    )
+    spec = CellSpec(
+        model=model,
+        size=size,
+        backend=backend,
+        backend_options=opts,
+        scenario=scenario,
+        scenario_options={
+            "batch_size": bs,
+            "stop": {"min_duration_s": seconds, "min_queries": 64, "max_duration_s": seconds * 3, "warmup_s": 0.2},
+        },
+        parity=False,
+    )
     cell = execute_cell(spec, run_dir, profile)
     if cell.status != "ok":
         raise RuntimeError(f"{spec.cell_id}: {cell.status}: {cell.error}")
@@ -98,6 +111,7 @@ def main() -> int:
         for model, size, bs in CASES:
             r_raw, r_h = [], []
             for i in range(ROUNDS):  # ABBA order: drift and order effects cancel in the paired ratio
+
                 def h() -> float:
                     return harness_run(backend, model, size, bs, SECONDS, run_dir, profile).metrics["throughput"].value
 
@@ -110,10 +124,14 @@ def main() -> int:
             ratio = statistics.median(h_ / r_ for h_, r_ in zip(r_h, r_raw))
             passed = ratio >= 0.97
             ok &= passed
-            rows.append((backend, f"{model}-{size}", bs, statistics.median(r_raw), statistics.median(r_h), ratio, passed))
+            rows.append(
+                (backend, f"{model}-{size}", bs, statistics.median(r_raw), statistics.median(r_h), ratio, passed)
+            )
     print("\n### Harness throughput vs a raw loop (same process, same threads and batch)\n")
-    print(f"{ROUNDS} paired rounds of {SECONDS:g} s each (ABBA order); harness/raw = median of the paired "
-          "ratios; criterion: >= 0.97\n")
+    print(
+        f"{ROUNDS} paired rounds of {SECONDS:g} s each (ABBA order); harness/raw = median of the paired "
+        "ratios; criterion: >= 0.97\n"
+    )
     print("| backend | model | batch | raw samples/s | harness samples/s | harness/raw | pass |")
     print("|---|---|---:|---:|---:|---:|---|")
     for b, m, bs, raw_v, h_v, ratio, passed in rows:

@@ -1,8 +1,8 @@
 """Simulator vs the real online scenario on this machine (tiny model, torch backend).
 
 1. Measure the offline batch-latency curve (batch 1, 2, 4, 8) of ``resnet50:tiny`` with
-   the torch backend through :func:`harness.runner.run_cells`.
-2. Feed the curve (p50 batch latency per size) to :mod:`harness.simulate`.
+   the torch backend through :func:`harness.measure.runner.run_cells`.
+2. Feed the curve (p50 batch latency per size) to :mod:`harness.planning.simulate`.
 3. Run the real ``online`` scenario at three loads (about 20 %, 50 % and 85 % of the
    simulated capacity) with the same batcher settings, and compare p50 / p99.
 
@@ -16,10 +16,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness.batching import DynamicBatcher
-from harness.records import CellSpec
-from harness.runner import run_cells
-from harness.simulate import ServiceCurve, simulate_online
+from harness.core.records import CellSpec
+from harness.measure.load.batching import DynamicBatcher
+from harness.measure.runner import run_cells
+from harness.planning.simulate import ServiceCurve, simulate_online
 
 
 def main() -> int:
@@ -33,10 +33,18 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="simval-"))
     opts = {"threads": 1}
     sweep = [1, 2, 4, 8]
-    cells = [CellSpec(model=args.model, size=args.size, backend="torch", backend_options=opts,
-                      scenario="offline", parity=False,
-                      scenario_options={"batch_size": b, "stop": {"min_duration_s": 1.5, "min_queries": 200}})
-             for b in sweep]
+    cells = [
+        CellSpec(
+            model=args.model,
+            size=args.size,
+            backend="torch",
+            backend_options=opts,
+            scenario="offline",
+            parity=False,
+            scenario_options={"batch_size": b, "stop": {"min_duration_s": 1.5, "min_queries": 200}},
+        )
+        for b in sweep
+    ]
     rec = run_cells(cells, name="simval-offline", root=root)
     pts = {c.spec.scenario_options["batch_size"]: c.metric("latency_p50") for c in rec.cells if c.status == "ok"}
     if len(pts) < 2:
@@ -47,15 +55,28 @@ def main() -> int:
     cap = curve.capacity_qps(args.max_batch)
     print(f"measured curve (ms): {', '.join(f'b{b}={pts[b]:.3f}' for b in bs)}; capacity {cap:.0f} QPS\n")
     loads = {"light": 0.2, "medium": 0.5, "near saturation": 0.85}
-    online = [CellSpec(model=args.model, size=args.size, backend="torch", backend_options=opts,
-                       scenario="online", parity=False, seed=1,
-                       scenario_options={"target_qps": round(cap * f, 1), "max_batch_size": args.max_batch,
-                                         "max_queue_delay_ms": args.delay_ms,
-                                         "stop": {"min_duration_s": args.duration, "min_queries": 500,
-                                                  "max_duration_s": args.duration * 4 + 10}})
-              for f in loads.values()]
+    online = [
+        CellSpec(
+            model=args.model,
+            size=args.size,
+            backend="torch",
+            backend_options=opts,
+            scenario="online",
+            parity=False,
+            seed=1,
+            scenario_options={
+                "target_qps": round(cap * f, 1),
+                "max_batch_size": args.max_batch,
+                "max_queue_delay_ms": args.delay_ms,
+                "stop": {"min_duration_s": args.duration, "min_queries": 500, "max_duration_s": args.duration * 4 + 10},
+            },
+        )
+        for f in loads.values()
+    ]
     rec2 = run_cells(online, name="simval-online", root=root)
-    print("| load | QPS | real p50 ms | sim p50 ms | p50 err | real p99 ms | sim p99 ms | p99 err | real batch | sim batch | real service p50 ms | generator kept up |")
+    print(
+        "| load | QPS | real p50 ms | sim p50 ms | p50 err | real p99 ms | sim p99 ms | p99 err | real batch | sim batch | real service p50 ms | generator kept up |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for (label, _), c in zip(loads.items(), rec2.cells):
@@ -68,9 +89,11 @@ def main() -> int:
         r50, r99 = c.metric("latency_p50"), c.metric("latency_p99")
         e50, e99 = (s.p50_ms - r50) / r50, (s.p99_ms - r99) / r99
         rb = c.metric("batch_size_mean")
-        print(f"| {label} | {q:.0f} | {r50:.3f} | {s.p50_ms:.3f} | {e50:+.0%} | {r99:.3f} | {s.p99_ms:.3f} | "
-              f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} | "
-              f"{c.metric('service_time_p50')} | {c.validity.get('generator_kept_up')} |")
+        print(
+            f"| {label} | {q:.0f} | {r50:.3f} | {s.p50_ms:.3f} | {e50:+.0%} | {r99:.3f} | {s.p99_ms:.3f} | "
+            f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} | "
+            f"{c.metric('service_time_p50')} | {c.validity.get('generator_kept_up')} |"
+        )
         if label != "near saturation":  # the targets apply below saturation
             ok &= abs(e50) <= 0.15 and abs(e99) <= 0.25
     print(f"\ncriteria below saturation: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")

@@ -18,12 +18,12 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_suite", "run_suite", "run_cells", "load_run", "load_results", "list_runs"]
 
 _LAZY = {
-    "load_suite": ("harness.spec", "load_suite"),
-    "run_suite": ("harness.runner", "run_suite"),
-    "run_cells": ("harness.runner", "run_cells"),
-    "load_run": ("harness.results", "load_run"),
-    "load_results": ("harness.results", "load_results"),
-    "list_runs": ("harness.results", "list_runs"),
+    "load_suite": ("harness.core.spec", "load_suite"),
+    "run_suite": ("harness.measure.runner", "run_suite"),
+    "run_cells": ("harness.measure.runner", "run_cells"),
+    "load_run": ("harness.store.results", "load_run"),
+    "load_results": ("harness.store.results", "load_results"),
+    "list_runs": ("harness.store.results", "list_runs"),
 }
 
 

@@ -11,8 +11,6 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HARNESS_CACHE_DIR", str(ROOT / ".cache" / "test"))
 
 
-
-
 @pytest.fixture
 def write_suite(tmp_path: Path):
     """Write a suite YAML text to a file and return its path."""

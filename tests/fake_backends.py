@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any, ClassVar
 
-from harness.backends.null import NullBackend
+from harness.measure.backends.null import NullBackend
 
 
 class CrashBackend(NullBackend):
@@ -68,7 +68,9 @@ class FailLaterBackend(SpinBackend):
 
     name: ClassVar[str] = "fail-later"
     capabilities = NullBackend.capabilities.__class__(
-        devices=("cpu",), streaming=False, needs_model=False,
+        devices=("cpu",),
+        streaming=False,
+        needs_model=False,
         options={"service_us": "service time", "after": "queries before failing", "mode": "crash|raise|hang"},
     )
 

@@ -1,7 +1,7 @@
 """The Streamlit app driven with ``streamlit.testing.v1.AppTest`` on a real tiny run.
 
 The store is produced once per session by :func:`demo_store`: the demo suite
-(``workloads/suites/demo.yaml``) through :func:`harness.runner.run_suite`, then a second run of
+(``workloads/suites/demo.yaml``) through :func:`harness.measure.runner.run_suite`, then a second run of
 one of its cells so the regressions page has a history.
 """
 
@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.app import data
-from harness.results import list_runs
+from harness.store.results import list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -33,7 +33,7 @@ def _history_cell(spec) -> bool:
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A results store holding a real run of the demo suite plus a second run of one cell
     (made once per test session, shared by the app tests)."""
-    from harness.runner import run_suite
+    from harness.measure.runner import run_suite
 
     root = tmp_path_factory.getbasetemp() / "app-demo-store"
     done = root / ".complete"
@@ -79,6 +79,7 @@ def _texts(at) -> str:
 
 
 # ------------------------------------------------------------------------------ pages
+
 
 def test_runs_page_lists_runs_filters_and_shows_the_environment(store: Path) -> None:
     at = _app(store)
@@ -156,8 +157,14 @@ def test_regressions_page_shows_history_and_gate_verdicts(store: Path) -> None:
     assert at.selectbox(key="reg-cell").value == history_cell  # the cell in most runs comes first
     hist, verdicts = _frames(at)[:2]
     assert len(hist) == 2 and hist["provenance"].notna().all()
-    assert set(verdicts["verdict"]) <= {"regression", "improvement", "no change", "inconclusive", "not applicable",
-                                        "failed"}
+    assert set(verdicts["verdict"]) <= {
+        "regression",
+        "improvement",
+        "no change",
+        "inconclusive",
+        "not applicable",
+        "failed",
+    }
     assert len(verdicts) == 3  # the three default rules, one pair of runs
     # closed-loop throughput is not gated for an open-loop cell
     assert verdicts.set_index("metric").loc["throughput", "verdict"] == "not applicable"
@@ -174,6 +181,7 @@ def test_regressions_page_shows_history_and_gate_verdicts(store: Path) -> None:
 
 # ------------------------------------------------------------------------------ upload
 
+
 def _run_json(store: Path) -> dict:
     runs, _ = list_runs(store)
     return json.loads((store / runs[0].run_id / "run.json").read_text())
@@ -186,11 +194,13 @@ def test_upload_page_saves_valid_runs_and_rejects_malformed_files(store: Path, t
     good = _run_json(store)
     good["run_id"] = "uploaded-run"
     bad_field = dict(good, run_id="bad-run", cells="not a list")
-    at.get("file_uploader")[0].set_value([
-        ("broken.json", b"{ this is not json", "application/json"),
-        ("bad.json", json.dumps(bad_field).encode(), "application/json"),
-        ("good.json", json.dumps(good).encode(), "application/json"),
-    ])
+    at.get("file_uploader")[0].set_value(
+        [
+            ("broken.json", b"{ this is not json", "application/json"),
+            ("bad.json", json.dumps(bad_field).encode(), "application/json"),
+            ("good.json", json.dumps(good).encode(), "application/json"),
+        ]
+    )
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -227,7 +237,8 @@ def test_ingest_zip_extracts_raw_files_and_refuses_unsafe_archives(store: Path, 
     res = data.ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
     assert res.ok, res.message
     assert sorted(p.name for p in (tmp_path / "zipped" / "raw").iterdir()) == sorted(
-        p.name for p in (src / "raw").iterdir())
+        p.name for p in (src / "raw").iterdir()
+    )
     again = data.ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
     assert not again.ok and "already in the results store" in again.message
 
@@ -253,6 +264,7 @@ def test_ingest_zip_extracts_raw_files_and_refuses_unsafe_archives(store: Path, 
 
 
 # ------------------------------------------------------------------------------ bad stores
+
 
 @pytest.mark.parametrize("page", [None, "compare", "recommend", "regressions", "upload"])
 def test_a_corrupt_run_is_reported_and_the_rest_still_works(store: Path, tmp_path: Path, page: str | None) -> None:
@@ -297,6 +309,7 @@ def test_demo_button_runs_a_suite_with_progress_and_shows_the_run(tmp_path: Path
 
 # ------------------------------------------------------------------------------ view models
 
+
 def test_results_root_precedence() -> None:
     assert data.resolve_results_root(["--results", "a"], {"HARNESS_RESULTS": "b"}) == Path("a")
     assert data.resolve_results_root(["--results=c"], {}) == Path("c")
@@ -316,26 +329,38 @@ def test_latency_cdf_is_monotone_and_notes_cells_without_raw_data(store: Path, t
 
 
 def test_verdict_per_run_prefers_the_rule_on_the_shown_metric() -> None:
-    v = pd.DataFrame({"run_id": ["b", "b", "b", "c"],
-                      "metric": ["median_latency", "p99_latency", "throughput", "throughput"],
-                      "verdict": ["no change", "improvement", "regression", "no change"]})
+    v = pd.DataFrame(
+        {
+            "run_id": ["b", "b", "b", "c"],
+            "metric": ["median_latency", "p99_latency", "throughput", "throughput"],
+            "verdict": ["no change", "improvement", "regression", "no change"],
+        }
+    )
     assert data.verdict_per_run(v, "latency_p99") == {"b": "improvement", "c": "no change"}
     assert data.verdict_per_run(v, "power_w") == {"b": "regression", "c": "no change"}  # worst of the pair
 
 
 def test_latency_vs_qps_includes_peak_probes_slo_and_peak(store: Path) -> None:
-    from harness.metrics import Metric
+    from harness.core.metrics import Metric
 
     runs, _ = list_runs(store)
     run = next(r for r in runs if len(r.cells) > 1)
     online = next(c for c in run.cells if c.spec.scenario == "online")
-    peak_cell = online.model_copy(update={
-        "cell_id": "peak-cell",
-        "spec": online.spec.model_copy(update={"scenario": "online-peak"}),
-        "metrics": {**online.metrics, "peak_qps": Metric(value=300.0, unit="queries/s")},
-        "extra": {"peak": {"probes": [{"qps": 100.0, "latency_ms": 1.0, "passed": True},
-                                      {"qps": 600.0, "latency_ms": 9.0, "passed": False}]}},
-    })
+    peak_cell = online.model_copy(
+        update={
+            "cell_id": "peak-cell",
+            "spec": online.spec.model_copy(update={"scenario": "online-peak"}),
+            "metrics": {**online.metrics, "peak_qps": Metric(value=300.0, unit="queries/s")},
+            "extra": {
+                "peak": {
+                    "probes": [
+                        {"qps": 100.0, "latency_ms": 1.0, "passed": True},
+                        {"qps": 600.0, "latency_ms": 9.0, "passed": False},
+                    ]
+                }
+            },
+        }
+    )
     run2 = run.model_copy(update={"cells": [*run.cells, peak_cell]})
     pts, slo, peaks = data.latency_vs_qps([run2], [data.cell_key(run.run_id, "peak-cell")])
     assert list(pts["source"]) == ["cell", "peak probe", "peak probe"]
@@ -344,9 +369,21 @@ def test_latency_vs_qps_includes_peak_probes_slo_and_peak(store: Path) -> None:
 
 
 def test_build_request_maps_the_form_and_names_bad_fields() -> None:
-    req = data.build_request({"model": "resnet50", "size": "tiny", "scenario": "online", "p99_ms": 10.0,
-                              "load_kind": "qps", "load_value": 100.0, "objective": "weighted",
-                              "w_cost": 1.0, "w_latency": 0.5, "w_energy": 0.0, "kinds": ["gpu"]})
+    req = data.build_request(
+        {
+            "model": "resnet50",
+            "size": "tiny",
+            "scenario": "online",
+            "p99_ms": 10.0,
+            "load_kind": "qps",
+            "load_value": 100.0,
+            "objective": "weighted",
+            "w_cost": 1.0,
+            "w_latency": 0.5,
+            "w_energy": 0.0,
+            "kinds": ["gpu"],
+        }
+    )
     assert req.slo.p99_ms == 10.0 and req.load.qps == 100.0 and req.slo.ttft_ms is None
     assert req.objective == {"cost": 1.0, "latency": 0.5} and req.constraints.allowed_kinds == ("gpu",)
     with pytest.raises(ValueError, match="p99_ms"):
@@ -371,7 +408,7 @@ def test_pareto_mask_keeps_exactly_the_non_dominated_points(pts: list[tuple[floa
 def test_cli_app_command_serves_app_py_on_localhost() -> None:
     from typer.testing import CliRunner
 
-    from harness.cli_app import APP_FILE, app, streamlit_command
+    from harness.cli.app import APP_FILE, app, streamlit_command
 
     cmd = streamlit_command(Path("res"), 8999)
     assert cmd[cmd.index("run") + 1] == str(APP_FILE) and APP_FILE == APP

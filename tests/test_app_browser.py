@@ -16,15 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli_app import streamlit_command
+from harness.cli.app import streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium "
-                                                               "(apt-get install chromium; `make test` does)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Chromium not installed at /usr/bin/chromium (apt-get install chromium; `make test` does)",
+)
 
 
 def _free_port() -> int:
@@ -56,8 +65,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.getbasetemp() / f"streamlit-{port}.log").open("wb")
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    proc = subprocess.Popen(streamlit_command(store, port), stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        streamlit_command(store, port), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     try:
         _wait_healthy(url, proc)
         yield url
@@ -87,7 +97,8 @@ def page(server: str) -> Iterator[object]:
 
 def _no_exception(pg) -> None:
     assert pg.locator("[data-testid='stException']").count() == 0, pg.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
 
 
 def test_compare_page_in_browser(server: str, page) -> None:
@@ -115,7 +126,6 @@ def test_recommend_page_in_browser(server: str, page) -> None:
     page.get_by_role("button", name="Download CSV").wait_for()
     _no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "app-recommend.png"), full_page=True)
-
 
 
 def test_regressions_page_in_browser(server: str, page) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import arrivals
+from harness.measure.load import arrivals
 
 rates = st.floats(min_value=1.0, max_value=50_000.0, allow_nan=False)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -17,8 +17,13 @@ counts = st.integers(min_value=2, max_value=3000)
 
 
 @settings(max_examples=40, deadline=None)
-@given(rate=rates, n=counts, seed=seeds, kind=st.sampled_from(["poisson", "gamma", "constant"]),
-       burst=st.floats(min_value=0.1, max_value=8.0))
+@given(
+    rate=rates,
+    n=counts,
+    seed=seeds,
+    kind=st.sampled_from(["poisson", "gamma", "constant"]),
+    burst=st.floats(min_value=0.1, max_value=8.0),
+)
 def test_seeded_sorted_and_exact_rate(rate: float, n: int, seed: int, kind: str, burst: float) -> None:
     a = arrivals.schedule(kind, rate, count=n, seed=seed, burstiness=burst)
     b = arrivals.schedule(kind, rate, count=n, seed=seed, burstiness=burst)

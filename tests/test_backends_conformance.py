@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import plugins
-from harness.backends.base import Backend, Capabilities
-from harness.parity import check
+from harness.core import plugins
+from harness.measure.backends.base import Backend, Capabilities
+from harness.measure.parity import check
 from workloads.registry import get_workload
 
 BACKENDS = plugins.names("backend")
@@ -105,7 +105,7 @@ def test_torch_generate_matches_full_forward_greedy():
 
 def test_parity_flags_a_wrong_backend():
     """A backend whose outputs drift by 1 % fails parity."""
-    from harness.backends.torch_backend import TorchBackend
+    from harness.measure.backends.torch_backend import TorchBackend
 
     class Drifting(TorchBackend):
         def infer(self, prepared):
@@ -119,8 +119,8 @@ def test_parity_flags_a_wrong_backend():
 
 
 def test_ort_provider_choice():
-    from harness.backends.base import BackendUnavailable
-    from harness.backends.ort_backend import choose_providers
+    from harness.measure.backends.base import BackendUnavailable
+    from harness.measure.backends.ort_backend import choose_providers
 
     cpu_only = ["CPUExecutionProvider"]
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import load_results, load_run
+from harness.store.results import load_results, load_run
 
 SUITE = """\
 name: cli-e2e
@@ -27,8 +27,14 @@ matrix:
 
 
 def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600, env={**__import__("os").environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +106,10 @@ def test_show_unknown_run(tmp_path):
 
 
 def test_importing_harness_does_not_import_torch():
-    code = ("import sys, harness, harness.cli, harness.stats, harness.economics, harness.hardware, "
-            "harness.results, harness.spec, workloads.registry; "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, harness, harness.cli, harness.core.stats, harness.core.economics, harness.core.hardware, "
+        "harness.store.results, harness.core.spec, workloads.registry; "
+        "print('torch' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.strip() == "False", res.stderr

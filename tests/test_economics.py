@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from harness import economics as ec
-from harness.hardware import HardwareProfile, Price, apply_overrides
+from harness.core import economics as ec
+from harness.core.hardware import HardwareProfile, Price, apply_overrides
 
 pos = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False, allow_infinity=False)
 price = st.floats(min_value=0.01, max_value=200.0)
@@ -48,8 +48,10 @@ def test_monthly_cost_monotone_in_target(usd: float, tp: float, t1: float, t2: f
     n_lo, n_hi = ec.devices_needed(lo, tp), ec.devices_needed(hi, tp)
     assert n_lo <= n_hi
     assert n_hi * tp >= hi * (1 - 1e-9)  # enough devices for the target
-    assert ec.monthly_cost_usd(n_lo, usd, "estimated:list-price").value <= ec.monthly_cost_usd(
-        n_hi, usd, "estimated:list-price").value
+    assert (
+        ec.monthly_cost_usd(n_lo, usd, "estimated:list-price").value
+        <= ec.monthly_cost_usd(n_hi, usd, "estimated:list-price").value
+    )
 
 
 @given(pos, pos)
@@ -75,8 +77,15 @@ def test_invalid_inputs_raise() -> None:
 
 
 def test_cell_economics_provenance() -> None:
-    out = ec.cell_economics(1000.0, 250.0, "measured:nvml-energy", profile(3.6),
-                            energy_usd_per_kwh=0.1, grid_g_per_kwh=300.0, tokens_per_s=5000.0)
+    out = ec.cell_economics(
+        1000.0,
+        250.0,
+        "measured:nvml-energy",
+        profile(3.6),
+        energy_usd_per_kwh=0.1,
+        grid_g_per_kwh=300.0,
+        tokens_per_s=5000.0,
+    )
     assert out["energy_per_inference_j"].value == pytest.approx(0.25)
     assert out["energy_per_inference_j"].provenance == "measured:nvml-energy"
     assert out["usd_per_1m_inferences"].value == pytest.approx(1.0)

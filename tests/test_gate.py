@@ -12,13 +12,13 @@ import pytest
 import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests_support import fast_cell
 from typer.testing import CliRunner
 
-from harness import gate
-from harness.cli_gate import gate_app
-from harness.records import CellRecord, RunRecord
-from harness.results import save_run, write_table
-from tests_support import fast_cell
+from harness.analysis import gate
+from harness.cli.gate import gate_app
+from harness.core.records import CellRecord, RunRecord
+from harness.store.results import save_run, write_table
 
 N = 2000
 
@@ -27,8 +27,17 @@ def _cell(scenario: str = "single-stream", bs: int = 1, model: str = "tabular_ml
     return fast_cell(model=model, backend="null", scenario=scenario, batch_size=bs)
 
 
-def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int | None = None,
-             status: dict | None = None, steady: bool = True, spread: float | None = None) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    cells: list,
+    *,
+    seed: int = 0,
+    schema: int | None = None,
+    status: dict | None = None,
+    steady: bool = True,
+    spread: float | None = None,
+) -> Path:
     """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)]."""
     rng = np.random.default_rng(seed)
     rec = RunRecord(run_id=name, suite_name="t")
@@ -43,12 +52,27 @@ def make_run(root: Path, name: str, cells: list, *, seed: int = 0, schema: int |
         lat = (rng.lognormal(np.log(1e6), 0.1, N) * factor).astype(np.int64)  # ~1 ms
         sched = np.concatenate([[0], np.cumsum(lat[:-1])]).astype(np.int64)
         raw = f"raw/{spec.cell_id}.parquet"
-        bs = int(spec.scenario_options.get("batch_size", 1))
-        write_table(run_dir / raw, {"query_id": np.arange(N), "batch_size": np.full(N, bs),
-                                    "scheduled_ns": sched, "issued_ns": sched, "completed_ns": sched + lat})
-        rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status="ok", raw_file=raw,
-                                    validity={"steady_state": steady},
-                                    extra={"steady_state": {"ratio": spread}} if spread else {}))
+        bs = spec.batch_size
+        write_table(
+            run_dir / raw,
+            {
+                "query_id": np.arange(N),
+                "batch_size": np.full(N, bs),
+                "scheduled_ns": sched,
+                "issued_ns": sched,
+                "completed_ns": sched + lat,
+            },
+        )
+        rec.cells.append(
+            CellRecord(
+                cell_id=spec.cell_id,
+                spec=spec,
+                status="ok",
+                raw_file=raw,
+                validity={"steady_state": steady},
+                extra={"steady_state": {"ratio": spread}} if spread else {},
+            )
+        )
     save_run(rec, root)
     return run_dir
 
@@ -143,8 +167,10 @@ def test_small_real_change_below_threshold_is_not_a_regression() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1),
-    st.floats(0.6, 1.6), st.integers(20, 400),
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 2**31 - 1),
+    st.floats(0.6, 1.6),
+    st.integers(20, 400),
     st.sampled_from(["median_latency", "p99_latency", "p90_latency", "throughput"]),
     st.sampled_from([0.02, 0.05, 0.1]),
 )
@@ -153,8 +179,12 @@ def test_comparison_is_symmetric(s1: int, s2: int, scale: float, n: int, name: s
     a, b = _lat(s1, n), _lat(s2, n, scale)
     ab = gate.compare_samples(a, b, m, thr)
     ba = gate.compare_samples(b, a, m, thr)
-    mirror = {"regression": "improvement", "improvement": "regression",
-              "no change": "no change", "inconclusive": "inconclusive"}
+    mirror = {
+        "regression": "improvement",
+        "improvement": "regression",
+        "no change": "no change",
+        "inconclusive": "inconclusive",
+    }
     assert ba.verdict == mirror[ab.verdict]
     assert ab.ratio * ba.ratio == pytest.approx(1.0)
     assert ab.ci_low * ba.ci_high == pytest.approx(1.0)
@@ -263,8 +293,9 @@ def test_cli_exit_codes(tmp_path: Path, runs) -> None:
     r = tmp_path
     ok = cli.invoke(_app(), ["gate", "compare", "a", "b", "--results", str(r)])
     assert ok.exit_code == 0, ok.output
-    bad = cli.invoke(_app(), ["gate", "compare", "a", "c", "--results", str(r), "-f", "markdown",
-                              "--junit", str(r / "j.xml")])
+    bad = cli.invoke(
+        _app(), ["gate", "compare", "a", "c", "--results", str(r), "-f", "markdown", "--junit", str(r / "j.xml")]
+    )
     assert bad.exit_code == 1 and "REGRESSION" in bad.output
     assert (r / "j.xml").read_text().startswith("<?xml")
     missing = cli.invoke(_app(), ["gate", "compare", "a", "nope", "--results", str(r)])
@@ -308,8 +339,20 @@ def test_cli_calibrate_noise_runs_the_suite(tmp_path: Path) -> None:
         "  stop: {min_duration_s: 0.05, min_queries: 64, max_duration_s: 5, warmup_s: 0.01, warmup_queries: 2}\n"
         "matrix:\n  - models: [tabular_mlp]\n    backends: [null]\n    scenarios: [single-stream]\n"
     )
-    res = CliRunner().invoke(_app(), ["gate", "calibrate-noise", str(suite), "--repeats", "2",
-                                      "--results", str(tmp_path / "r"), "--metric", "median_latency:+5%"])
+    res = CliRunner().invoke(
+        _app(),
+        [
+            "gate",
+            "calibrate-noise",
+            str(suite),
+            "--repeats",
+            "2",
+            "--results",
+            str(tmp_path / "r"),
+            "--metric",
+            "median_latency:+5%",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "suggested rules" in res.output and "--fail-on median_latency:+" in res.output
     assert len([d for d in (tmp_path / "r").iterdir() if (d / "run.json").exists()]) == 2
@@ -340,7 +383,7 @@ def test_run_sets_put_between_run_noise_in_the_interval(tmp_path: Path) -> None:
 
 def test_top_level_aliases_match_the_gate_group(tmp_path: Path, runs) -> None:
     """`harness compare`, `harness baseline`, `harness report` are the gate's commands."""
-    from harness import cli
+    from harness.cli import main as cli
 
     cli._mount_optional()
     runs("a", seed=1)

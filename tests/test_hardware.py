@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli_profiles import profiles_app
-from harness.hardware import (
+from harness.cli.profiles import profiles_app
+from harness.core.hardware import (
     KINDS,
     GpuInfo,
     HostInfo,
@@ -100,8 +100,15 @@ def test_duplicate_ids_rejected(tmp_path: Path) -> None:
 
 
 def host(cpu: str, gpus: list[GpuInfo] | None = None) -> HostInfo:
-    return HostInfo(cpu_model=cpu, machine="x86_64", system="Linux", logical_cores=8, physical_cores=4,
-                    memory_bytes=16 * 10**9, gpus=gpus or [])
+    return HostInfo(
+        cpu_model=cpu,
+        machine="x86_64",
+        system="Linux",
+        logical_cores=8,
+        physical_cores=4,
+        memory_bytes=16 * 10**9,
+        gpus=gpus or [],
+    )
 
 
 def test_match_host_by_model_string() -> None:
@@ -123,8 +130,11 @@ def test_unmatched_host_gets_local_profile_with_estimates_labelled() -> None:
     # price: 8 hardware threads x the median USD per thread-hour of the shipped CPU profiles
     (price,) = p.prices
     assert price.uncertain and price.provider == "estimate" and price.source.startswith("estimate:")
-    per_thread = sorted(q.prices[-1].usd_per_device_hour / q.threads for q in load_profiles().values()
-                        if q.kind == "cpu" and q.prices and q.threads)
+    per_thread = sorted(
+        q.prices[-1].usd_per_device_hour / q.threads
+        for q in load_profiles().values()
+        if q.kind == "cpu" and q.prices and q.threads
+    )
     assert per_thread[0] * 8 <= price.usd_per_device_hour <= per_thread[-1] * 8
 
 

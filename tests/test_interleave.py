@@ -1,4 +1,4 @@
-"""Interleaved A/B measurement (harness.interleave) and its paired gate (harness.gate_paired)."""
+"""Interleaved A/B measurement (harness.measure.interleave) and its paired gate (harness.analysis.gate.paired)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
+from tests_support import fast_cell
 from typer.testing import CliRunner
 
-from harness.gate import LoadedRun, compare_runs, gate_metric, parse_rules
-from harness.gate_paired import (
+from harness.analysis.gate import LoadedRun, compare_runs, gate_metric, parse_rules
+from harness.analysis.gate.paired import (
     compare_paired,
     median_interval,
     noise_from_ab_reports,
-    paired_log_ratios,
     sign_rank_k,
 )
-from harness.interleave import InterleaveError, InterleaveOptions, Variant, measure_interleaved, run_ab
-from harness.records import CellSpec
-from tests_support import fast_cell
+from harness.core.records import CellSpec
+from harness.measure.interleave import InterleaveError, InterleaveOptions, Variant, measure_interleaved, run_ab
 
 SPIN = "fake_backends:SpinBackend"
 FAST = InterleaveOptions(rounds=20, block_ms=10, workers=2, block_min_queries=3)
@@ -152,8 +151,7 @@ def test_one_sided_bursts_without_a_change_do_not_fail_the_tail() -> None:
     rng = np.random.default_rng(9)
     drift = rng.uniform(0.8, 1.5, 40)
     b = _raw([0.1 * drift[k] * rng.lognormal(0, 0.05, 300) for k in range(40)])
-    c = _raw([0.1 * drift[k] * (1.7 if k in (2, 13, 25, 31) else 1.0) * rng.lognormal(0, 0.05, 300)
-              for k in range(40)])
+    c = _raw([0.1 * drift[k] * (1.7 if k in (2, 13, 25, 31) else 1.0) * rng.lognormal(0, 0.05, 300) for k in range(40)])
     for name in ("p99_latency", "throughput", "mean_latency"):
         v = compare_paired(b, c, gate_metric(name), threshold=0.05)
         assert v.verdict != "regression" and v.p_value > 0.01, v
@@ -164,9 +162,9 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
     """A round drawn w times counts as its queries repeated w times (the bootstrap's
     definition); the quantile is the LoadGen order statistic. ``scan``: the memory-bounded
     path for long runs instead of the binary search."""
-    import harness.gate_paired as gp
-    from harness.gate import GateMetric
-    from harness.stats import percentile
+    import harness.analysis.gate.paired as gp
+    from harness.analysis.gate import GateMetric
+    from harness.core.stats import percentile
 
     if scan:
         monkeypatch.setattr(gp, "_CHUNK_ELEMENTS", 50)
@@ -188,8 +186,10 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=9, max_size=40),
-       st.sampled_from(["median_latency", "p99_latency", "throughput"]))
+@given(
+    st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=9, max_size=40),
+    st.sampled_from(["median_latency", "p99_latency", "throughput"]),
+)
 def test_paired_comparison_is_symmetric(d: list[float], metric: str) -> None:
     blocks_b = [np.full(20, 0.1) for _ in d]
     blocks_c = [np.full(20, 0.1 * math.exp(x)) for x in d]
@@ -249,30 +249,34 @@ def test_runs_of_different_sessions_are_compared_unpaired(tmp_path: Path) -> Non
 
 def _later(mode: str, after: int = 200) -> CellSpec:
     c = fast_cell(backend="fake_backends:FailLaterBackend", scenario="single-stream", timeout_s=60)
-    return c.model_copy(update={"backend_options": {"service_us": 100, "after": after, "mode": mode},
-                                "parity": False})
+    return c.model_copy(update={"backend_options": {"service_us": 100, "after": after, "mode": mode}, "parity": False})
 
 
-@pytest.mark.parametrize(("current", "status", "reason"), [
-    (fast_cell(backend="fake_backends:RaiseBackend"), "failed", "model file is corrupt"),
-    (fast_cell(backend="fake_backends:CrashBackend"), "crashed", "SIGABRT"),  # during warm-up
-    (_later("crash"), "crashed", "SIGABRT"),  # inside a block, after ready
-    (_later("raise"), "failed", "infer broke after 200 queries"),
-])
-def test_a_failing_side_fails_the_cell_and_the_gate(tmp_path: Path, current: CellSpec, status: str,
-                                                     reason: str) -> None:
+@pytest.mark.parametrize(
+    ("current", "status", "reason"),
+    [
+        (fast_cell(backend="fake_backends:RaiseBackend"), "failed", "model file is corrupt"),
+        (fast_cell(backend="fake_backends:CrashBackend"), "crashed", "SIGABRT"),  # during warm-up
+        (_later("crash"), "crashed", "SIGABRT"),  # inside a block, after ready
+        (_later("raise"), "failed", "infer broke after 200 queries"),
+    ],
+)
+def test_a_failing_side_fails_the_cell_and_the_gate(
+    tmp_path: Path, current: CellSpec, status: str, reason: str
+) -> None:
     import time
 
     t0 = time.monotonic()
-    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", current)],
-                               [tmp_path / "b", tmp_path / "c"], FAST)
+    recs = measure_interleaved(
+        [Variant("baseline", spin_cell()), Variant("current", current)], [tmp_path / "b", tmp_path / "c"], FAST
+    )
     assert recs[1].status == status and reason in recs[1].error
     assert recs[0].status == "skipped" and "partner 'current'" in recs[0].error
     assert recs[0].extra["partner_failed"] == "current"
     assert time.monotonic() - t0 < 30  # idle workers are told to stop, not waited out
     # the gate fails: a head that breaks the model is not a pass
-    from harness.records import RunRecord
-    from harness.results import save_run
+    from harness.core.records import RunRecord
+    from harness.store.results import save_run
 
     runs = []
     for name, rec in zip(("b", "c"), recs):
@@ -285,8 +289,9 @@ def test_a_failing_side_fails_the_cell_and_the_gate(tmp_path: Path, current: Cel
 
 def test_a_hanging_block_times_out(tmp_path: Path) -> None:
     opts = FAST.model_copy(update={"block_timeout_s": 2.0})
-    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", _later("hang"))],
-                               [tmp_path / "b", tmp_path / "c"], opts)
+    recs = measure_interleaved(
+        [Variant("baseline", spin_cell()), Variant("current", _later("hang"))], [tmp_path / "b", tmp_path / "c"], opts
+    )
     assert recs[1].status == "timeout" and "time limit" in recs[1].error
 
 
@@ -316,8 +321,16 @@ def test_noise_rows_from_aa_sessions(tmp_path: Path) -> None:
 
 def test_too_few_rounds_for_the_number_of_comparisons_is_said(tmp_path: Path) -> None:
     b, c = run_ab([spin_cell()], tmp_path, options=FAST.model_copy(update={"rounds": 10}))
-    six = parse_rules(["median_latency:+10%", "mean_latency:+10%", "p90_latency:+10%", "p95_latency:+10%",
-                       "p99_latency:+10%", "throughput:-10%"])
+    six = parse_rules(
+        [
+            "median_latency:+10%",
+            "mean_latency:+10%",
+            "p90_latency:+10%",
+            "p95_latency:+10%",
+            "p99_latency:+10%",
+            "throughput:-10%",
+        ]
+    )
     report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), six)
     assert any("smallest possible p-value" in n and "6 comparisons" in n for n in report.notes), report.notes
     one = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
@@ -329,26 +342,47 @@ def test_too_few_rounds_for_the_number_of_comparisons_is_said(tmp_path: Path) ->
 
 def _suite(tmp_path: Path) -> Path:
     p = tmp_path / "ab.yaml"
-    p.write_text(yaml.safe_dump({
-        "name": "ab-test",
-        "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
-        "matrix": [{"models": ["tabular_mlp"],
-                    "backends": [{"name": SPIN, "options": {"service_us": 300}}],
-                    "scenarios": ["single-stream", {"name": "online", "options": {"target_qps": 100}}]}],
-    }))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ab-test",
+                "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
+                "matrix": [
+                    {
+                        "models": ["tabular_mlp"],
+                        "backends": [{"name": SPIN, "options": {"service_us": 300}}],
+                        "scenarios": ["single-stream", {"name": "online", "options": {"target_qps": 100}}],
+                    }
+                ],
+            }
+        )
+    )
     return p
 
 
 def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     import typer
 
-    from harness.cli_gate import gate_app
+    from harness.cli.gate import gate_app
 
     app = typer.Typer()
     app.add_typer(gate_app, name="gate")
     suite, res = _suite(tmp_path), tmp_path / "results"
-    args = ["gate", "ab", str(suite), "--results", str(res), "--rounds", "20", "--block-ms", "10",
-            "--workers", "2", "--fail-on", "median_latency:+10%"]
+    args = [
+        "gate",
+        "ab",
+        str(suite),
+        "--results",
+        str(res),
+        "--rounds",
+        "20",
+        "--block-ms",
+        "10",
+        "--workers",
+        "2",
+        "--fail-on",
+        "median_latency:+10%",
+    ]
     cli = CliRunner()
     slow = cli.invoke(app, args + ["--inject-slowdown", "25%", "-f", "markdown"])
     assert slow.exit_code == 1, slow.output
@@ -357,8 +391,12 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     assert same.exit_code == 0, same.output
     bad = cli.invoke(app, args + ["--inject-slowdown", "lots"])
     assert bad.exit_code == 2 and "percentage" in bad.output
-    for extra, text in ((["--workers", "100"], "--workers"), (["--block-ms", "100000"], "--block-ms"),
-                        (["--alpha", "0"], "--alpha"), (["--only", "online"], "no cell can be interleaved")):
+    for extra, text in (
+        (["--workers", "100"], "--workers"),
+        (["--block-ms", "100000"], "--block-ms"),
+        (["--alpha", "0"], "--alpha"),
+        (["--only", "online"], "no cell can be interleaved"),
+    ):
         r = cli.invoke(app, args + extra)
         assert r.exit_code == 2 and text in " ".join(r.output.split()), (extra, r.output)
     few = cli.invoke(app, args + ["--rounds", "5"])  # too few rounds for a verdict
@@ -368,14 +406,27 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
     runs = sorted(p.name for p in res.iterdir())
     assert sum("-ab-baseline-" in r for r in runs) == 2 and sum("-ab-current-" in r for r in runs) == 2
     # the saved slowed pair compares the same way through `gate compare`
-    from harness.results import load_run
+    from harness.store.results import load_run
 
     recs = [load_run(res / r) for r in runs]
     slowed = next(r for r in recs if r.environment.get("injected_slowdown"))
     session = slowed.environment["interleave_session"]
     base = next(r for r in recs if r.environment["interleave_session"] == session and r is not slowed)
-    again = cli.invoke(app, ["gate", "compare", base.run_id, slowed.run_id, "--results", str(res),
-                             "--fail-on", "median_latency:+10%", "-f", "markdown"])
+    again = cli.invoke(
+        app,
+        [
+            "gate",
+            "compare",
+            base.run_id,
+            slowed.run_id,
+            "--results",
+            str(res),
+            "--fail-on",
+            "median_latency:+10%",
+            "-f",
+            "markdown",
+        ],
+    )
     assert again.exit_code == 1 and "interleaved" in again.output
 
 
@@ -407,10 +458,15 @@ def _side_dir(root: Path, name: str, service_us: float, load: str = "pass", body
 
 def _side_suite(tmp_path: Path) -> Path:
     p = tmp_path / "sides.yaml"
-    p.write_text(yaml.safe_dump({
-        "name": "sides", "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
-        "matrix": [{"models": ["tabular_mlp"], "backends": ["abside:Backend"], "scenarios": ["single-stream"]}],
-    }))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sides",
+                "defaults": {"parity": False, "stop": {"warmup_s": 0.01, "warmup_queries": 2}},
+                "matrix": [{"models": ["tabular_mlp"], "backends": ["abside:Backend"], "scenarios": ["single-stream"]}],
+            }
+        )
+    )
     return p
 
 
@@ -418,14 +474,29 @@ def test_each_side_runs_its_own_code(tmp_path: Path) -> None:
     """--baseline-path / --current-path: the same suite, a different module on each side."""
     import typer
 
-    from harness.cli_gate import gate_app
+    from harness.cli.gate import gate_app
 
     app = typer.Typer()
     app.add_typer(gate_app, name="gate")
     base, head = _side_dir(tmp_path, "base", 300), _side_dir(tmp_path, "head", 450)
     res = tmp_path / "results"
-    args = ["gate", "ab", str(_side_suite(tmp_path)), "--results", str(res), "--rounds", "20", "--block-ms", "10",
-            "--workers", "2", "--fail-on", "median_latency:+10%", "-f", "json"]
+    args = [
+        "gate",
+        "ab",
+        str(_side_suite(tmp_path)),
+        "--results",
+        str(res),
+        "--rounds",
+        "20",
+        "--block-ms",
+        "10",
+        "--workers",
+        "2",
+        "--fail-on",
+        "median_latency:+10%",
+        "-f",
+        "json",
+    ]
     cli = CliRunner()
     r = cli.invoke(app, args + ["--baseline-path", base, "--current-path", head])
     assert r.exit_code == 1, r.output
@@ -442,8 +513,11 @@ def test_the_late_side_is_blamed_for_a_start_timeout(tmp_path: Path) -> None:
     slow = _side_dir(tmp_path, "slow", 300, load="import time; time.sleep(30)")
     cell = spin_cell().model_copy(update={"backend": "abside:Backend"})
     opts = FAST.model_copy(update={"start_timeout_s": 8.0})
-    recs = measure_interleaved([Variant("baseline", cell, (_side_dir(tmp_path, "ok", 300),)),
-                                Variant("current", cell, (slow,))], [tmp_path / "b", tmp_path / "c"], opts)
+    recs = measure_interleaved(
+        [Variant("baseline", cell, (_side_dir(tmp_path, "ok", 300),)), Variant("current", cell, (slow,))],
+        [tmp_path / "b", tmp_path / "c"],
+        opts,
+    )
     assert recs[1].status == "timeout" and "current" in recs[1].error and "start_timeout_s" in recs[1].error
     assert recs[0].status == "skipped" and recs[0].extra["partner_failed"] == "current"
 
@@ -463,16 +537,18 @@ def test_no_worker_outlives_a_session(tmp_path: Path) -> None:
 
     before = ours()
     opts = FAST.model_copy(update={"block_timeout_s": 2.0})
-    recs = measure_interleaved([Variant("baseline", spin_cell()), Variant("current", _later("hang"))],
-                               [tmp_path / "b", tmp_path / "c"], opts)
+    recs = measure_interleaved(
+        [Variant("baseline", spin_cell()), Variant("current", _later("hang"))], [tmp_path / "b", tmp_path / "c"], opts
+    )
     assert recs[1].status == "timeout"
     assert ours() - before == set()
 
 
 def test_run_directories_must_differ(tmp_path: Path) -> None:
     with pytest.raises(InterleaveError, match="must differ"):
-        measure_interleaved([Variant("a", spin_cell()), Variant("b", spin_cell())], [tmp_path / "x", tmp_path / "x"],
-                            FAST)
+        measure_interleaved(
+            [Variant("a", spin_cell()), Variant("b", spin_cell())], [tmp_path / "x", tmp_path / "x"], FAST
+        )
 
 
 _UNAVAILABLE = 'available = classmethod(lambda cls: (False, "needs libfoo"))'
@@ -481,12 +557,16 @@ _UNAVAILABLE = 'available = classmethod(lambda cls: (False, "needs libfoo"))'
 def test_a_side_whose_backend_alone_is_unavailable_has_failed(tmp_path: Path) -> None:
     cell = spin_cell().model_copy(update={"backend": "abside:Backend"})
     ok, gone = _side_dir(tmp_path, "ok", 300), _side_dir(tmp_path, "gone", 300, body=_UNAVAILABLE)
-    recs = measure_interleaved([Variant("baseline", cell, (ok,)), Variant("current", cell, (gone,))],
-                               [tmp_path / "b", tmp_path / "c"], FAST)
+    recs = measure_interleaved(
+        [Variant("baseline", cell, (ok,)), Variant("current", cell, (gone,))], [tmp_path / "b", tmp_path / "c"], FAST
+    )
     assert recs[1].status == "failed" and "needs libfoo" in recs[1].error
     assert recs[0].status == "skipped" and recs[0].extra["partner_failed"] == "current"
     # unavailable on both sides (e.g. a GPU backend on a CPU runner): skipped, nobody to blame
-    both = measure_interleaved([Variant("baseline", cell, (gone,)), Variant("current", cell, (gone,))],
-                               [tmp_path / "b2", tmp_path / "c2"], FAST)
+    both = measure_interleaved(
+        [Variant("baseline", cell, (gone,)), Variant("current", cell, (gone,))],
+        [tmp_path / "b2", tmp_path / "c2"],
+        FAST,
+    )
     assert [r.status for r in both] == ["skipped", "skipped"]
     assert all("partner_failed" not in r.extra for r in both)

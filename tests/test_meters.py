@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.meters.base import Reading
-from harness.meters.external import ExternalMeter
-from harness.meters.memory import MemoryMeter
-from harness.meters.nvml import NvmlMeter, PynvmlApi, cuda_to_nvml_index
-from harness.meters.rapl import RaplMeter, counter_delta_uj, discover_zones
-from harness.meters.select import energy_summary, select_meters
-from harness.meters.tdp_model import TdpModelMeter
+from harness.measure.meters.base import Reading
+from harness.measure.meters.external import ExternalMeter
+from harness.measure.meters.memory import MemoryMeter
+from harness.measure.meters.nvml import NvmlMeter, PynvmlApi, cuda_to_nvml_index
+from harness.measure.meters.rapl import RaplMeter, counter_delta_uj, discover_zones
+from harness.measure.meters.select import energy_summary, select_meters
+from harness.measure.meters.tdp_model import TdpModelMeter
 
 
 class FakeClock:
@@ -87,7 +87,7 @@ def test_rapl_unreadable_is_unavailable_with_reason(tmp_path: Path, monkeypatch:
     def denied(self: object) -> int:  # what a non-root user sees on most kernels since 2020
         raise PermissionError(13, "Permission denied", str(tmp_path / "intel-rapl:0" / "energy_uj"))
 
-    monkeypatch.setattr("harness.meters.rapl.RaplZone.read_uj", denied)
+    monkeypatch.setattr("harness.measure.meters.rapl.RaplZone.read_uj", denied)
     ok, why = RaplMeter.available(tmp_path)
     assert not ok and "permission" in why and "energy_uj" in why
 
@@ -313,7 +313,7 @@ def test_default_memory_meter_reads_the_high_water_mark_without_a_thread() -> No
 
 
 def test_select_falls_back_to_tdp_model_and_records_why(tmp_path: Path) -> None:
-    from harness.hardware import HardwareProfile
+    from harness.core.hardware import HardwareProfile
 
     prof = HardwareProfile(id="x", kind="cpu", vendor="v", model="m", tdp_w=50, idle_w=10, threads=2)
     sel = select_meters(prof, ["cpu"], rapl_root=str(tmp_path / "none"))
@@ -325,7 +325,7 @@ def test_select_falls_back_to_tdp_model_and_records_why(tmp_path: Path) -> None:
 
 
 def test_select_uses_nvml_for_cuda() -> None:
-    from harness.hardware import HardwareProfile
+    from harness.core.hardware import HardwareProfile
 
     prof = HardwareProfile(id="x", kind="cpu", vendor="v", model="m", tdp_w=50)
     sel = select_meters(prof, ["cuda:1"], nvml_api=FakeNvml([0, 0]))
@@ -336,7 +336,9 @@ def test_select_uses_nvml_for_cuda() -> None:
 
 def test_energy_summary_never_mixes_estimated_into_measured() -> None:
     rs = [
-        Reading(quantity="energy", value=10.0, unit="J", provenance="measured:nvml-energy", scope="gpu:0", window_s=2.0),
+        Reading(
+            quantity="energy", value=10.0, unit="J", provenance="measured:nvml-energy", scope="gpu:0", window_s=2.0
+        ),
         Reading(quantity="energy", value=4.0, unit="J", provenance="estimated:tdp-model", scope="cpu", window_s=2.0),
         Reading(quantity="power", value=5.0, unit="W", provenance="measured:nvml-energy", scope="gpu:0", window_s=2.0),
     ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from harness.batching import Dispatch, DynamicBatcher, Wait, simulate
+from harness.measure.load.batching import Dispatch, DynamicBatcher, Wait, simulate
 
 # ---------------------------------------------------------------- batcher policy (pure)
 
@@ -59,7 +59,8 @@ def test_simulated_batches_respect_max_batch_and_max_delay(
     for i in np.nonzero(r.dispatch_ns > arr + delay)[0]:
         deadline = arr[i] + delay
         busy = sum(
-            1 for inst in range(instances)
+            1
+            for inst in range(instances)
             if np.any((r.instance == inst) & (r.dispatch_ns <= deadline) & (r.completed_ns > deadline))
         )
         assert busy == instances
@@ -72,9 +73,9 @@ def test_simulated_batches_respect_max_batch_and_max_delay(
 
 # ---------------------------------------------------------------- online scenario (threads)
 
-from harness.backends.null import NullBackend  # noqa: E402
-from harness.scenarios.base import CellContext  # noqa: E402
-from harness.scenarios.online import (  # noqa: E402
+from harness.measure.backends.null import NullBackend  # noqa: E402
+from harness.measure.scenarios.base import CellContext  # noqa: E402
+from harness.measure.scenarios.online import (  # noqa: E402
     OnlineOptions,
     OnlineScenario,
     OpenLoopRun,
@@ -82,8 +83,7 @@ from harness.scenarios.online import (  # noqa: E402
     summarize_online,
 )
 
-QUICK_STOP = {"min_duration_s": 0.2, "min_queries": 100, "max_duration_s": 20, "warmup_s": 0.0,
-              "warmup_queries": 3}
+QUICK_STOP = {"min_duration_s": 0.2, "min_queries": 100, "max_duration_s": 20, "warmup_s": 0.0, "warmup_queries": 3}
 
 
 class FakeCtx(CellContext):
@@ -149,8 +149,15 @@ def test_stall_is_charged_from_scheduled_time() -> None:
 
 def test_online_null_backend_records_and_stages_off_clock() -> None:
     ctx = FakeCtx(NullBackend(), seed=3)
-    opts = OnlineOptions(target_qps=2000.0, max_batch_size=4, max_queue_delay_ms=0.5, instances=2,
-                         slo_ms=50.0, target_percentile=0.9, stop=QUICK_STOP)
+    opts = OnlineOptions(
+        target_qps=2000.0,
+        max_batch_size=4,
+        max_queue_delay_ms=0.5,
+        instances=2,
+        slo_ms=50.0,
+        target_percentile=0.9,
+        stop=QUICK_STOP,
+    )
     res = OnlineScenario(opts).run(ctx)
     q = res.queries
     n = q["scheduled_ns"].size
@@ -163,8 +170,16 @@ def test_online_null_backend_records_and_stages_off_clock() -> None:
     assert q["served_batch"].min() >= 1 and q["served_batch"].max() <= 4
     # every dispatch size has a staged pool, all staged before the run
     assert {s for s, _ in ctx.staged} == {1, 2, 3, 4}
-    for key in ("latency_p50", "latency_p99", "achieved_qps", "offered_qps", "goodput",
-                "queue_time_p50", "service_time_p50", "issue_delay_p99"):
+    for key in (
+        "latency_p50",
+        "latency_p99",
+        "achieved_qps",
+        "offered_qps",
+        "goodput",
+        "queue_time_p50",
+        "service_time_p50",
+        "issue_delay_p99",
+    ):
         assert res.metrics[key].value is not None, key
     assert res.metrics["offered_qps"].value == 2000.0
     assert res.metrics["goodput"].value <= res.metrics["achieved_qps"].value
@@ -186,8 +201,16 @@ def test_unfinished_queries_make_the_run_invalid() -> None:
     t0 = 1_000_000
     sched = t0 + np.arange(n, dtype=np.int64) * 1000
     completed = np.where(np.arange(n) < 40, sched + 500, 0)
-    run = OpenLoopRun(t0, t0 + n * 1000, sched, sched.copy(), sched.copy(), completed,
-                      np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+    run = OpenLoopRun(
+        t0,
+        t0 + n * 1000,
+        sched,
+        sched.copy(),
+        sched.copy(),
+        completed,
+        np.ones(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+    )
     o = OnlineOptions(target_qps=1e6, slo_ms=1.0, stop={"min_duration_s": 0, "min_queries": 10})
     metrics, validity, extra = summarize_online(run, 1e6, o)
     assert not validity["all_completed"] and not validity["slo_met"]
@@ -198,8 +221,9 @@ def test_late_issue_flags_the_generator() -> None:
     n = 200
     sched = np.arange(n, dtype=np.int64) * 1_000_000
     issued = sched + np.where(np.arange(n) % 10 == 0, 2_000_000, 0)  # 10 % late by 2 ms
-    run = OpenLoopRun(0, n * 1_000_000, sched, issued, issued, issued + 10,
-                      np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+    run = OpenLoopRun(
+        0, n * 1_000_000, sched, issued, issued, issued + 10, np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    )
     o = OnlineOptions(target_qps=1000.0, stop={"min_duration_s": 0, "min_queries": 10})
     metrics, validity, extra = summarize_online(run, 1000.0, o)
     assert not validity["generator_kept_up"]
@@ -226,7 +250,7 @@ def test_options_errors() -> None:
 
 # ---------------------------------------------------------------- MLPerf LoadGen driver
 
-from harness import loadgen_driver  # noqa: E402
+from harness.measure.scenarios import loadgen as loadgen_driver  # noqa: E402
 
 
 def test_loadgen_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,7 +292,10 @@ def test_loadgen_log_parsing(tmp_path: Any) -> None:
 def test_loadgen_driver_runs_null_backend(lg_scenario: str, tmp_path: Any) -> None:
     pytest.importorskip("mlperf_loadgen", reason="mlcommons-loadgen (extra 'mlperf') not installed")
     opts = loadgen_driver.LoadGenOptions(
-        lg_scenario=lg_scenario, target_qps=500.0, expected_latency_ms=0.05, log_dir=str(tmp_path),
+        lg_scenario=lg_scenario,
+        target_qps=500.0,
+        expected_latency_ms=0.05,
+        log_dir=str(tmp_path),
         stop={"min_duration_s": 0.2, "min_queries": 64},
     )
     ctx = FakeCtx(NullBackend())

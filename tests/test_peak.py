@@ -8,23 +8,26 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from harness import arrivals
-from harness.backends.null import NullBackend
-from harness.batching import DynamicBatcher, simulate
-from harness.clock import now_ns, wait_until_ns
-from harness.peak import Probe, drive, peak_profile
-from harness.scenarios.online import OnlinePeakOptions, OnlinePeakScenario
 from test_online import FakeCtx
 
+from harness.core.clock import now_ns, wait_until_ns
+from harness.measure.backends.null import NullBackend
+from harness.measure.load import arrivals
+from harness.measure.load.batching import DynamicBatcher, simulate
+from harness.measure.load.peak import Probe, drive, peak_profile
+from harness.measure.scenarios.online import OnlinePeakOptions, OnlinePeakScenario
 
-def threshold_probe(cap: float):  # noqa: ANN202
+
+def threshold_probe(cap: float):
     return lambda q: Probe(q, None, True, q <= cap)
 
 
 @settings(max_examples=80, deadline=None)
-@given(cap=st.floats(min_value=0.5, max_value=1e6), start=st.floats(min_value=1.0, max_value=1e5),
-       tol=st.sampled_from([0.01, 0.05, 0.2]))
+@given(
+    cap=st.floats(min_value=0.5, max_value=1e6),
+    start=st.floats(min_value=1.0, max_value=1e5),
+    tol=st.sampled_from([0.01, 0.05, 0.2]),
+)
 def test_profile_brackets_a_threshold(cap: float, start: float, tol: float) -> None:
     r = drive(peak_profile(start, rel_tol=tol, max_probes=200), threshold_probe(cap))
     assert r.converged
@@ -91,9 +94,12 @@ def test_online_peak_scenario_end_to_end() -> None:
     service_ns = 2_000_000  # capacity 500 QPS
     cap = 1e9 / service_ns
     opts = OnlinePeakOptions(
-        target_qps=100.0, slo_ms=40.0, target_percentile=0.9, rel_tol=0.15, max_probes=10,
-        stop={"min_duration_s": 0.4, "min_queries": 64, "max_duration_s": 10, "warmup_s": 0.0,
-              "warmup_queries": 2},
+        target_qps=100.0,
+        slo_ms=40.0,
+        target_percentile=0.9,
+        rel_tol=0.15,
+        max_probes=10,
+        stop={"min_duration_s": 0.4, "min_queries": 64, "max_duration_s": 10, "warmup_s": 0.0, "warmup_queries": 2},
     )
     ctx = FakeCtx(FixedService(service_ns))
     res = OnlinePeakScenario(opts).run(ctx)

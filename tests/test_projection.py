@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.costmodel import mlperf_cost, workload_cost
-from harness.hardware import HardwareProfile
-from harness.projection import (
+from harness.core.hardware import HardwareProfile
+from harness.planning.calibration import validate_projection
+from harness.planning.projection import (
     PROVENANCE,
     ProjectionError,
     batch_latency_s,
@@ -17,12 +17,20 @@ from harness.projection import (
     project_decoder,
     project_offline,
 )
-from harness.reference import ACCELERATOR_TO_PROFILE, load_mlperf, reference_for, validate_projection
+from harness.planning.reference import ACCELERATOR_TO_PROFILE, load_mlperf, reference_for
+from harness.planning.workload_cost import mlperf_cost, workload_cost
 
 
 def _profile(peak: float = 100.0, bw: float = 1000.0, mem: float = 16.0) -> HardwareProfile:
-    return HardwareProfile(id="test-gpu", kind="gpu", vendor="x", model="x",
-                           peak_tflops={"fp16": peak, "fp32": peak / 4}, memory_gb=mem, memory_bw_gbps=bw)
+    return HardwareProfile(
+        id="test-gpu",
+        kind="gpu",
+        vendor="x",
+        model="x",
+        peak_tflops={"fp16": peak, "fp32": peak / 4},
+        memory_gb=mem,
+        memory_bw_gbps=bw,
+    )
 
 
 def test_cost_model_is_derived_from_counts() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.pytest_plugin import benchmark_stats
-from harness.results import load_run
+from harness.store.results import load_run
 
 pytest_plugins = ["pytester"]
 
@@ -75,13 +75,23 @@ def test_fixture_schema_benchmark_json_and_gate(pytester: pytest.Pytester) -> No
 
     # the gate: a baseline 100x faster fails the session; a missing baseline is a usage error
     _make_fast_baseline(runs[0], res_dir / "baselines" / "fast")
-    gated = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:cacheprovider", "--harness-results", str(res_dir),
-                                          "--harness-gate", "fast", "--harness-gate-rule", "median_latency:+10%")
+    gated = pytester.runpytest_subprocess(
+        *PLUGIN,
+        "-p",
+        "no:cacheprovider",
+        "--harness-results",
+        str(res_dir),
+        "--harness-gate",
+        "fast",
+        "--harness-gate-rule",
+        "median_latency:+10%",
+    )
     gated.assert_outcomes(passed=3)  # the tests pass; the session fails through the gate
     assert gated.ret == pytest.ExitCode.TESTS_FAILED
     gated.stdout.fnmatch_lines(["*harness gate*", "*REGRESSION*", "*performance regression*"])
-    missing = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:cacheprovider", "--harness-results", str(res_dir),
-                                            "--harness-gate", "no-such-baseline")
+    missing = pytester.runpytest_subprocess(
+        *PLUGIN, "-p", "no:cacheprovider", "--harness-results", str(res_dir), "--harness-gate", "no-such-baseline"
+    )
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stdout.fnmatch_lines(["*harness gate error*no run*"])
 

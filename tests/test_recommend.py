@@ -8,20 +8,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.recommend import SLO, Constraints, Load, ModelSpec, RecommendRequest, recommend
+from harness.planning.recommend import SLO, Constraints, Load, ModelSpec, RecommendRequest, recommend
 
 FRESH = Path("/nonexistent-results-root")
 
 REQUESTS = {
-    "offline": RecommendRequest(model=ModelSpec(name="resnet50"), scenario="offline",
-                                load=Load(items_per_day=5e8)),
-    "online": RecommendRequest(model=ModelSpec(name="bert", size="tiny"), scenario="online",
-                               slo=SLO(p99_ms=20), load=Load(qps=2000)),
-    "token-stream": RecommendRequest(model=ModelSpec(name="llama2-70b", size="mlperf"), scenario="token-stream",
-                                     slo=SLO(ttft_ms=3000, tpot_ms=100), load=Load(tokens_per_s=5000)),
-    "sensor-stream": RecommendRequest(model=ModelSpec(name="sensor_cnn_gru", size="tiny"),
-                                      scenario="sensor-stream", slo=SLO(deadline_ms=5),
-                                      load=Load(items_per_day=1e8)),
+    "offline": RecommendRequest(model=ModelSpec(name="resnet50"), scenario="offline", load=Load(items_per_day=5e8)),
+    "online": RecommendRequest(
+        model=ModelSpec(name="bert", size="tiny"), scenario="online", slo=SLO(p99_ms=20), load=Load(qps=2000)
+    ),
+    "token-stream": RecommendRequest(
+        model=ModelSpec(name="llama2-70b", size="mlperf"),
+        scenario="token-stream",
+        slo=SLO(ttft_ms=3000, tpot_ms=100),
+        load=Load(tokens_per_s=5000),
+    ),
+    "sensor-stream": RecommendRequest(
+        model=ModelSpec(name="sensor_cnn_gru", size="tiny"),
+        scenario="sensor-stream",
+        slo=SLO(deadline_ms=5),
+        load=Load(items_per_day=1e8),
+    ),
 }
 
 
@@ -45,16 +52,21 @@ def test_ranked_table_on_fresh_clone(scenario: str) -> None:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(budget=st.floats(300, 20_000), kw=st.floats(0.1, 5.0),
-       kinds=st.sampled_from([None, ("gpu",), ("cpu", "tpu"), ("gpu", "asic")]),
-       mem=st.sampled_from([None, 24.0, 80.0]))
+@given(
+    budget=st.floats(300, 20_000),
+    kw=st.floats(0.1, 5.0),
+    kinds=st.sampled_from([None, ("gpu",), ("cpu", "tpu"), ("gpu", "asic")]),
+    mem=st.sampled_from([None, 24.0, 80.0]),
+)
 def test_no_recommendation_violates_a_constraint(budget: float, kw: float, kinds, mem) -> None:
-    req = RecommendRequest(model=ModelSpec(name="bert-99", size="mlperf"), scenario="offline",
-                           load=Load(qps=3000),
-                           constraints=Constraints(max_usd_per_month=budget, max_kw=kw, allowed_kinds=kinds,
-                                                   min_memory_gb=mem))
+    req = RecommendRequest(
+        model=ModelSpec(name="bert-99", size="mlperf"),
+        scenario="offline",
+        load=Load(qps=3000),
+        constraints=Constraints(max_usd_per_month=budget, max_kw=kw, allowed_kinds=kinds, min_memory_gb=mem),
+    )
     rec = recommend(req, results_root=FRESH)
-    from harness.hardware import load_profiles
+    from harness.core.hardware import load_profiles
 
     profiles = load_profiles()
     for r in rec.rows:
@@ -68,14 +80,18 @@ def test_no_recommendation_violates_a_constraint(budget: float, kw: float, kinds
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(b1=st.floats(200, 50_000), b2=st.floats(200, 50_000),
-       objective=st.sampled_from(["cost", "latency", "energy"]))
+@given(b1=st.floats(200, 50_000), b2=st.floats(200, 50_000), objective=st.sampled_from(["cost", "latency", "energy"]))
 def test_more_budget_never_worse(b1: float, b2: float, objective: str) -> None:
     lo, hi = sorted((b1, b2))
 
     def best(budget: float) -> float:
-        req = RecommendRequest(model=ModelSpec(name="resnet50"), scenario="offline", load=Load(qps=20_000),
-                               objective=objective, constraints=Constraints(max_usd_per_month=budget))
+        req = RecommendRequest(
+            model=ModelSpec(name="resnet50"),
+            scenario="offline",
+            load=Load(qps=20_000),
+            objective=objective,
+            constraints=Constraints(max_usd_per_month=budget),
+        )
         rec = recommend(req, results_root=FRESH)
         return rec.rows[0].score if rec.rows else float("inf")
 
@@ -95,18 +111,33 @@ def test_bad_requests_name_the_problem() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         Load(qps=1, items_per_day=2)
     with pytest.raises(ValueError, match="decoder"):
-        recommend(RecommendRequest(model=ModelSpec(name="bert"), scenario="token-stream",
-                                   slo=SLO(ttft_ms=1, tpot_ms=1), load=Load(qps=1)))
+        recommend(
+            RecommendRequest(
+                model=ModelSpec(name="bert"), scenario="token-stream", slo=SLO(ttft_ms=1, tpot_ms=1), load=Load(qps=1)
+            )
+        )
 
 
 def test_cli_answers(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from harness.cli_recommend import app
+    from harness.cli.recommend import app
 
-    out = CliRunner().invoke(app, ["recommend", "--model", "resnet50", "--scenario", "offline",
-                                   "--items-per-day", "1e8", "--csv", str(tmp_path / "r.csv")],
-                                  env={"COLUMNS": "200"})
+    out = CliRunner().invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            "resnet50",
+            "--scenario",
+            "offline",
+            "--items-per-day",
+            "1e8",
+            "--csv",
+            str(tmp_path / "r.csv"),
+        ],
+        env={"COLUMNS": "200"},
+    )
     assert out.exit_code == 0, out.output
     assert "provenance" in out.output and "excluded" in out.output
     assert (tmp_path / "r.csv").read_text().startswith("rank,")
@@ -115,18 +146,30 @@ def test_cli_answers(tmp_path: Path) -> None:
 def test_measured_host_results_rank_as_measured(tmp_path):
     """A run on this host (whose generated ``local-*`` profile ships nowhere) is used as
     measured evidence: the row's p99 is the measured p99 of an offline batch size."""
-    from harness.records import CellSpec
-    from harness.runner import run_cells
+    from harness.core.records import CellSpec
+    from harness.measure.runner import run_cells
 
     stop = {"min_duration_s": 0.2, "min_queries": 64, "max_duration_s": 5, "warmup_s": 0.05}
-    cells = [CellSpec(model="tabular_mlp", size="tiny", backend="onnxruntime", scenario="offline",
-                      scenario_options={"batch_size": b, "stop": stop}) for b in (1, 8)]
+    cells = [
+        CellSpec(
+            model="tabular_mlp",
+            size="tiny",
+            backend="onnxruntime",
+            scenario="offline",
+            scenario_options={"batch_size": b, "stop": stop},
+        )
+        for b in (1, 8)
+    ]
     rec_run = run_cells(cells, name="host", root=tmp_path, isolate=False)
     host_id = rec_run.environment["profile_id"]
     measured_p99 = {c.spec.scenario_options["batch_size"]: c.metric("latency_p99") for c in rec_run.cells}
-    req = RecommendRequest(model=ModelSpec(name="tabular_mlp", size="tiny"), scenario="offline",
-                           slo=SLO(p99_ms=1000), load=Load(qps=1000),
-                           constraints=Constraints(measured_only=True))
+    req = RecommendRequest(
+        model=ModelSpec(name="tabular_mlp", size="tiny"),
+        scenario="offline",
+        slo=SLO(p99_ms=1000),
+        load=Load(qps=1000),
+        constraints=Constraints(measured_only=True),
+    )
     rec = recommend(req, results_root=tmp_path)
     assert [r.profile_id for r in rec.rows] == [host_id]
     row = rec.rows[0]

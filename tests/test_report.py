@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from tests_support import fast_cell
 from typer.testing import CliRunner
 
-from harness.cli_gate import gate_app
-from harness.gate import load_run_ref
-from harness.report import write_report
-from harness.runner import run_cells
-from tests_support import fast_cell
+from harness.analysis.gate import load_run_ref
+from harness.analysis.report import write_report
+from harness.cli.gate import gate_app
+from harness.measure.runner import run_cells
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

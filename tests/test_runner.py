@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness.results import cells_frame, load_raw, load_results, load_run
-from harness.runner import run_cells
 from tests_support import fast_cell
+
+from harness.measure.runner import run_cells
+from harness.store.results import cells_frame, load_raw, load_results, load_run
 
 
 def test_crash_hang_and_exception_fail_their_own_cells(tmp_path: Path):
@@ -84,8 +84,13 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path, write_suite):
         "    scenarios: [offline]\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "-o", str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(suite), "-o", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     run_json = None
     while time.time() < deadline:
@@ -122,13 +127,13 @@ def test_unavailable_backend_is_skipped_with_reason(tmp_path: Path):
 def test_unstable_attempts_are_repeated_and_recorded_apart(tmp_path: Path):
     """With max_attempts, a measurement that fails the steady-state check is repeated; the
     discarded attempt is recorded with the warm-up and its queries are not in the results."""
-    from harness.scenarios.closed import OfflineScenario
-    from harness.scenarios.base import StopRule
-    from harness.backends.null import NullBackend
-    from harness.worker import RunnerContext
-    from workloads.registry import get_workload
-
     import time as _time
+
+    from harness.measure.backends.null import NullBackend
+    from harness.measure.scenarios.base import StopRule
+    from harness.measure.scenarios.closed import OfflineScenario
+    from harness.measure.worker import RunnerContext
+    from workloads.registry import get_workload
 
     class FirstAttemptStalls(NullBackend):
         """100 us per query; 1 ms for queries 200-250 of the first measurement attempt."""
@@ -149,8 +154,7 @@ def test_unstable_attempts_are_repeated_and_recorded_apart(tmp_path: Path):
     w = get_workload("tabular_mlp", "tiny")
     b.load(w)
     # attempts to spare: on a shared host a later attempt can be unsteady too (then also discarded)
-    stop = StopRule(min_duration_s=0, min_queries=300, max_queries=300, warmup_s=0, warmup_queries=5,
-                    max_attempts=5)
+    stop = StopRule(min_duration_s=0, min_queries=300, max_queries=300, warmup_s=0, warmup_queries=5, max_attempts=5)
     opts = OfflineScenario.Options(batch_size=1, stop=stop)
     res = OfflineScenario(opts).run(RunnerContext(b, w, 0, []))
     discarded = res.warmup["discarded_unstable_attempts"]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.batching import DynamicBatcher
-from harness.simulate import ServiceCurve, max_qps_under_slo, simulate_online, suggest_batcher
+from harness.measure.load.batching import DynamicBatcher
+from harness.planning.simulate import ServiceCurve, max_qps_under_slo, simulate_online, suggest_batcher
 
 MS = 1_000_000
 
@@ -33,8 +33,8 @@ def test_md1_mean_wait_and_littles_law() -> None:
 @settings(max_examples=25, deadline=None)
 @given(mb=st.integers(1, 16), delay_us=st.integers(0, 3000), qps=st.floats(50, 3000), seed=st.integers(0, 99))
 def test_batcher_limits_respected(mb: int, delay_us: int, qps: float, seed: int) -> None:
-    from harness import arrivals
-    from harness.batching import simulate
+    from harness.measure.load import arrivals
+    from harness.measure.load.batching import simulate
 
     curve = ServiceCurve(np.array([MS // 2 + 100_000 * k for k in range(1, 17)]))
     policy = DynamicBatcher(mb, delay_us * 1000)

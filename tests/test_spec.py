@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.spec import SpecError, cell_id, load_suite
+from harness.core.spec import SpecError, cell_id, load_suite
 
 GOOD = """\
 name: t
@@ -40,24 +40,60 @@ def test_cell_id_is_stable_and_option_sensitive(write_suite):
 @pytest.mark.parametrize(
     ("text", "line", "field", "words"),
     [
-        (GOOD.replace("backends: [null,", "backends: [torhc,"), 5, "matrix[0].backends[0]",
-         ["unknown backend 'torhc'", "null", "onnxruntime", "torch"]),
-        (GOOD.replace("tabular_mlp,", "resnet51,"), 4, "matrix[0].models[0]",
-         ["unknown model 'resnet51'", "resnet50", "bert"]),
-        (GOOD.replace("- single-stream", "- single-streem"), 8, "matrix[0].scenarios[1]",
-         ["unknown scenario 'single-streem'", "offline", "single-stream"]),
-        (GOOD.replace("{threads: 1}", "{thread: 1}"), 5, "matrix[0].backends[1]",
-         ["unknown option", "thread", "threads", "compile"]),
-        (GOOD.replace("sweep: {batch_size: [1, 4]}", "sweep: {batch_size: [0]}"), 7, "matrix[0].scenarios[0].options.batch_size",
-         ["greater than or equal to 1"]),
-        (GOOD.replace("sweep: {batch_size: [1, 4]}", "sweep: {batchsize: [2]}"), 7, "matrix[0].scenarios[0].options.batchsize",
-         ["unknown option", "batch_size", "stop"]),
-        (GOOD.replace("size: tiny, stop", "sise: tiny, stop"), 2, "defaults.sise",
-         ["unknown field", "allowed", "size", "timeout_s"]),
-        (GOOD.replace("min_duration_s: 0.1", "min_duration_s: -1"), 2, "defaults.stop.min_duration_s",
-         ["greater than or equal to 0"]),
-        ("name: t\nmatrix: [{models: [bert], backends: [], scenarios: [offline]}]\n", 2, "matrix[0].backends",
-         ["at least one"]),
+        (
+            GOOD.replace("backends: [null,", "backends: [torhc,"),
+            5,
+            "matrix[0].backends[0]",
+            ["unknown backend 'torhc'", "null", "onnxruntime", "torch"],
+        ),
+        (
+            GOOD.replace("tabular_mlp,", "resnet51,"),
+            4,
+            "matrix[0].models[0]",
+            ["unknown model 'resnet51'", "resnet50", "bert"],
+        ),
+        (
+            GOOD.replace("- single-stream", "- single-streem"),
+            8,
+            "matrix[0].scenarios[1]",
+            ["unknown scenario 'single-streem'", "offline", "single-stream"],
+        ),
+        (
+            GOOD.replace("{threads: 1}", "{thread: 1}"),
+            5,
+            "matrix[0].backends[1]",
+            ["unknown option", "thread", "threads", "compile"],
+        ),
+        (
+            GOOD.replace("sweep: {batch_size: [1, 4]}", "sweep: {batch_size: [0]}"),
+            7,
+            "matrix[0].scenarios[0].options.batch_size",
+            ["greater than or equal to 1"],
+        ),
+        (
+            GOOD.replace("sweep: {batch_size: [1, 4]}", "sweep: {batchsize: [2]}"),
+            7,
+            "matrix[0].scenarios[0].options.batchsize",
+            ["unknown option", "batch_size", "stop"],
+        ),
+        (
+            GOOD.replace("size: tiny, stop", "sise: tiny, stop"),
+            2,
+            "defaults.sise",
+            ["unknown field", "allowed", "size", "timeout_s"],
+        ),
+        (
+            GOOD.replace("min_duration_s: 0.1", "min_duration_s: -1"),
+            2,
+            "defaults.stop.min_duration_s",
+            ["greater than or equal to 0"],
+        ),
+        (
+            "name: t\nmatrix: [{models: [bert], backends: [], scenarios: [offline]}]\n",
+            2,
+            "matrix[0].backends",
+            ["at least one"],
+        ),
     ],
 )
 def test_errors_name_file_line_field_and_allowed(write_suite, text, line, field, words):

@@ -1,4 +1,4 @@
-"""Properties of harness.stats: percentiles, bootstrap CIs, early stopping, steady state."""
+"""Properties of harness.core.stats: percentiles, bootstrap CIs, early stopping, steady state."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness import stats
+from harness.core import stats
 
 METHODS = ["loadgen", "nearest-rank-perf-analyzer", "linear"]
 
-latency_arrays = arrays(
-    np.int64, st.integers(1, 300), elements=st.integers(0, 10**10)
-)
+latency_arrays = arrays(np.int64, st.integers(1, 300), elements=st.integers(0, 10**10))
 qs = st.floats(0.0, 1.0, allow_nan=False)
 
 

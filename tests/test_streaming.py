@@ -8,23 +8,23 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from test_online import FakeCtx
 
-from harness import stats
-from harness.backends.null import NullBackend
-from harness.clock import now_ns, wait_until_ns
-from harness.scenarios.sensor_stream import (
+from harness.core import stats
+from harness.core.clock import now_ns, wait_until_ns
+from harness.measure.backends.null import NullBackend
+from harness.measure.scenarios.sensor_stream import (
     SensorStreamOptions,
     SensorStreamScenario,
     detect_backlog_growth,
     stream_schedule,
 )
-from harness.scenarios.token_stream import (
+from harness.measure.scenarios.token_stream import (
     TokenStreamOptions,
     TokenStreamScenario,
     draw_requests,
     token_metrics,
 )
-from test_online import FakeCtx
 
 # ---------------------------------------------------------------- sensor streams
 
@@ -66,8 +66,7 @@ class FixedService(NullBackend):
         wait_until_ns(now_ns() + self.service_ns)
 
 
-SENSOR_STOP = {"min_duration_s": 0.5, "min_queries": 20, "max_duration_s": 20, "warmup_s": 0.0,
-               "warmup_queries": 2}
+SENSOR_STOP = {"min_duration_s": 0.5, "min_queries": 20, "max_duration_s": 20, "warmup_s": 0.0, "warmup_queries": 2}
 
 
 def test_overloaded_sensor_stream_is_detected() -> None:
@@ -129,9 +128,14 @@ class ScriptedDecoder(NullBackend):
 def test_token_metrics_follow_definitions_on_scripted_times() -> None:
     clock = FakeClock()
     be = ScriptedDecoder(clock, prefill_ns=10_000_000, gaps_ns=[2_000_000, 3_000_000, 4_000_000])
-    opts = TokenStreamOptions(mode="closed", output_len=4, prompt_len=[3, 9], ttft_slo_ms=10.0,
-                              tpot_slo_ms=2.5, stop={"min_duration_s": 0, "min_queries": 20,
-                                                     "warmup_queries": 0, "max_queries": 20})
+    opts = TokenStreamOptions(
+        mode="closed",
+        output_len=4,
+        prompt_len=[3, 9],
+        ttft_slo_ms=10.0,
+        tpot_slo_ms=2.5,
+        stop={"min_duration_s": 0, "min_queries": 20, "warmup_queries": 0, "max_queries": 20},
+    )
     res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
     m = res.metrics
     # each request: TTFT 10 ms, tokens at +2, +3, +4 ms -> e2e 19 ms, TPOT 9/3 = 3 ms
@@ -157,9 +161,12 @@ def test_token_metrics_follow_definitions_on_scripted_times() -> None:
 def test_token_warmup_honours_both_minimums() -> None:
     clock = FakeClock()
     be = ScriptedDecoder(clock, prefill_ns=10_000_000, gaps_ns=[3_000_000])
-    opts = TokenStreamOptions(mode="closed", output_len=4, prompt_len=4,
-                              stop={"min_duration_s": 0, "min_queries": 5, "max_queries": 5,
-                                    "warmup_queries": 2, "warmup_s": 0.1})
+    opts = TokenStreamOptions(
+        mode="closed",
+        output_len=4,
+        prompt_len=4,
+        stop={"min_duration_s": 0, "min_queries": 5, "max_queries": 5, "warmup_queries": 2, "warmup_s": 0.1},
+    )
     res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
     # 19 ms per request: 0.1 s needs 6 requests (more than the 2 asked for)
     assert res.warmup["queries"] == 6 and res.warmup["duration_s"] == pytest.approx(0.114)
@@ -180,9 +187,14 @@ def test_goodput_counts_requests_meeting_both_slos() -> None:
 
 
 def test_open_loop_rows_are_consistent() -> None:
-    opts = TokenStreamOptions(mode="open", target_qps=400.0, prompt_len=4, output_len=[1, 6],
-                              max_concurrency=2, stop={"min_duration_s": 0.2, "min_queries": 40,
-                                                       "warmup_queries": 1})
+    opts = TokenStreamOptions(
+        mode="open",
+        target_qps=400.0,
+        prompt_len=4,
+        output_len=[1, 6],
+        max_concurrency=2,
+        stop={"min_duration_s": 0.2, "min_queries": 40, "warmup_queries": 1},
+    )
     res = TokenStreamScenario(opts).run(FakeCtx(NullBackend()))
     q, tok = res.queries, res.tokens
     assert tok is not None

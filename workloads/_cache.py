@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ def cache_subdir(kind: str, override: Path | str | None = None) -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def package_version(dist: str) -> str:
     """Installed version of ``dist`` read from package metadata (does not import it)."""
     try:
@@ -44,7 +44,7 @@ def package_version(dist: str) -> str:
         return "absent"
 
 
-@lru_cache(maxsize=None)
+@cache
 def file_digest(path: str) -> str:
     """SHA-256 of a file's bytes (used to key caches on model source code)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FLOPS_METHOD_BASE = (
-    "torch.utils.flop_counter.FlopCounterMode on a batch-1 forward "
-    "(matmul/conv/attention only, multiply-add = 2 FLOPs)"
+    "torch.utils.flop_counter.FlopCounterMode on a batch-1 forward (matmul/conv/attention only, multiply-add = 2 FLOPs)"
 )
 
 

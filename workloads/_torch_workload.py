@@ -95,15 +95,12 @@ class TorchWorkload(CachedInfoWorkload):
 
     def __init__(self, size: str = "standard", **params: Any) -> None:
         if size not in self.presets:
-            raise ValueError(
-                f"workload {self.name!r}: unknown size {size!r}; allowed: {sorted(self.presets)}"
-            )
+            raise ValueError(f"workload {self.name!r}: unknown size {size!r}; allowed: {sorted(self.presets)}")
         fields = {f.name for f in dataclasses.fields(self.config_cls)}
         unknown = set(params) - fields
         if unknown:
             raise ValueError(
-                f"workload {self.name!r}: unknown parameter(s) {sorted(unknown)}; "
-                f"allowed: {sorted(fields)}"
+                f"workload {self.name!r}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(fields)}"
             )
         self.size = size
         self.config = dataclasses.replace(self.presets[size], **params)
@@ -187,9 +184,7 @@ class TorchWorkload(CachedInfoWorkload):
         extra.update(
             {
                 "config": self.describe_config(),
-                "activation_bytes_method": (
-                    "sum of output-tensor bytes of leaf modules on a batch-1 fp32 forward"
-                ),
+                "activation_bytes_method": ("sum of output-tensor bytes of leaf modules on a batch-1 fp32 forward"),
                 "counted_on_device": device,
             }
         )

@@ -38,9 +38,7 @@ class BertWorkload(TorchWorkload):
     config_cls = BertConfig
     presets: ClassVar[dict[str, Any]] = {
         "standard": BertConfig(),
-        "tiny": BertConfig(
-            vocab_size=1024, hidden=64, layers=2, heads=4, ffn=256, max_positions=64, seq_len=32
-        ),
+        "tiny": BertConfig(vocab_size=1024, hidden=64, layers=2, heads=4, ffn=256, max_positions=64, seq_len=32),
     }
     output_names = ("logits",)
     net_module = "workloads.nets.transformer"
@@ -58,8 +56,14 @@ class BertWorkload(TorchWorkload):
 
         c = self.config
         return BertClassifier(
-            c.vocab_size, c.hidden, c.layers, c.heads, c.ffn, c.max_positions,
-            c.type_vocab_size, c.num_labels,
+            c.vocab_size,
+            c.hidden,
+            c.layers,
+            c.heads,
+            c.ffn,
+            c.max_positions,
+            c.type_vocab_size,
+            c.num_labels,
         )
 
     def input_spec(self) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:

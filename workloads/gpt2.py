@@ -49,9 +49,7 @@ class GPT2Workload(TorchWorkload):
         if c.hidden % c.heads:
             raise ValueError(f"gpt2: hidden ({c.hidden}) must be divisible by heads ({c.heads})")
         if not 1 <= c.prompt_len < c.n_positions:
-            raise ValueError(
-                f"gpt2: prompt_len ({c.prompt_len}) must be in [1, n_positions={c.n_positions})"
-            )
+            raise ValueError(f"gpt2: prompt_len ({c.prompt_len}) must be in [1, n_positions={c.n_positions})")
 
     def _build(self) -> Any:
         from workloads.nets.transformer import GPT2LM

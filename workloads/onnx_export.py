@@ -85,7 +85,7 @@ def export_cached(
         try:
             _export(workload, path, exp, batch_size)
             return path
-        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+        except Exception as exc:
             errors.append(f"{exp}: {type(exc).__name__}: {exc}")
     raise RuntimeError(f"ONNX export of {workload.key} failed: " + " | ".join(errors))
 

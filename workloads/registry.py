@@ -37,16 +37,14 @@ def get_workload(name: str, size: str = "standard", **params: Any) -> Workload:
     if name.startswith("onnx:"):
         from workloads.user import OnnxFileWorkload
 
-        path = name[len("onnx:"):]
+        path = name[len("onnx:") :]
         if not path:
             raise ValueError("workload 'onnx:' needs a file path, e.g. onnx:/path/to/model.onnx")
         return OnnxFileWorkload(path, size="user" if size == "standard" else size, **params)
     if name.startswith("module:"):
         from workloads.user import ModuleFactoryWorkload
 
-        return ModuleFactoryWorkload(
-            name[len("module:"):], size="user" if size == "standard" else size, **params
-        )
+        return ModuleFactoryWorkload(name[len("module:") :], size="user" if size == "standard" else size, **params)
     target = _BUILTINS.get(name)
     if target is None:
         known = ", ".join(list_workloads())

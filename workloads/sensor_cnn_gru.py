@@ -41,17 +41,13 @@ class SensorCNNGRUWorkload(TorchWorkload):
         super().__init__(size, **params)
         c = self.config
         if c.steps % (2 ** len(c.conv_channels)):
-            raise ValueError(
-                f"sensor_cnn_gru: steps ({c.steps}) must be divisible by 2**{len(c.conv_channels)}"
-            )
+            raise ValueError(f"sensor_cnn_gru: steps ({c.steps}) must be divisible by 2**{len(c.conv_channels)}")
 
     def _build(self) -> Any:
         from workloads.nets.cnn_gru import SensorCNNGRU
 
         c = self.config
-        return SensorCNNGRU(
-            c.channels, tuple(c.conv_channels), c.kernel_size, c.gru_hidden, c.num_classes
-        )
+        return SensorCNNGRU(c.channels, tuple(c.conv_channels), c.kernel_size, c.gru_hidden, c.num_classes)
 
     def input_spec(self) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
         c = self.config

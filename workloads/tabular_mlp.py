@@ -54,7 +54,5 @@ class TabularMLPWorkload(TorchWorkload):
         c = self.config
         g = rng(seed)
         numeric = g.standard_normal((batch_size, c.num_numeric), dtype=np.float32)
-        cats = np.stack(
-            [g.integers(0, n, size=batch_size, dtype=np.int64) for n in c.cardinalities], axis=1
-        )
+        cats = np.stack([g.integers(0, n, size=batch_size, dtype=np.int64) for n in c.cardinalities], axis=1)
         return {"numeric": numeric, "categorical": cats}

@@ -43,8 +43,17 @@ class TorchModelUnavailable(NotImplementedError):
 
 
 _ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-    10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
 }
 
 
@@ -86,9 +95,7 @@ class OnnxFileWorkload(CachedInfoWorkload):
                     dims.append(d.dim_param or "?")
             dtype = _ONNX_DTYPES.get(tt.elem_type)
             if dtype is None:
-                raise ValueError(
-                    f"{self.path}: input {vi.name!r} has unsupported element type {tt.elem_type}"
-                )
+                raise ValueError(f"{self.path}: input {vi.name!r} has unsupported element type {tt.elem_type}")
             inputs[vi.name] = {"dims": dims, "dtype": dtype, "gather_rows": None}
         for node in model.graph.node:
             if node.op_type == "Gather" and len(node.input) >= 2:
@@ -111,8 +118,7 @@ class OnnxFileWorkload(CachedInfoWorkload):
         if missing:
             raise ValueError(
                 f"{self.path}: input {name!r} has symbolic dimension(s) {missing} besides the "
-                f"batch axis; pass their sizes as parameters, e.g. "
-                + ", ".join(f"{m}=128" for m in missing)
+                f"batch axis; pass their sizes as parameters, e.g. " + ", ".join(f"{m}=128" for m in missing)
             )
         return tuple(shape)
 
@@ -262,9 +268,7 @@ class ModuleFactoryWorkload(CachedInfoWorkload):
     def __init__(self, spec: str, size: str = "user", **params: Any) -> None:
         mod_name, sep, attr = spec.rpartition(":")
         if not sep or not mod_name or not attr:
-            raise ValueError(
-                f"module workload: expected 'package.module:factory', got {spec!r}"
-            )
+            raise ValueError(f"module workload: expected 'package.module:factory', got {spec!r}")
         self.module_name = mod_name
         self.factory_name = attr
         self.name = f"module:{spec}"
@@ -280,9 +284,7 @@ class ModuleFactoryWorkload(CachedInfoWorkload):
             raise ValueError(f"module workload: cannot import {self.module_name!r}: {exc}") from exc
         fn = getattr(mod, self.factory_name, None)
         if not callable(fn):
-            raise ValueError(
-                f"module workload: {self.module_name!r} has no callable {self.factory_name!r}"
-            )
+            raise ValueError(f"module workload: {self.module_name!r} has no callable {self.factory_name!r}")
         return fn
 
     def _load(self) -> tuple[Any, dict[str, np.ndarray]]:
@@ -290,9 +292,7 @@ class ModuleFactoryWorkload(CachedInfoWorkload):
             return self._built
         result = self._factory()(**self.params)
         if not (isinstance(result, tuple) and len(result) == 2):
-            raise ValueError(
-                f"module workload {self.name!r}: factory must return (module, example_inputs)"
-            )
+            raise ValueError(f"module workload {self.name!r}: factory must return (module, example_inputs)")
         module, examples = result
         if isinstance(examples, dict):
             arrays = {str(k): np.asarray(v) for k, v in examples.items()}
@@ -365,9 +365,7 @@ class ModuleFactoryWorkload(CachedInfoWorkload):
             flops_method=counts.flops_method,
             activation_bytes_per_sample=counts.activation_bytes,
             extra={
-                "activation_bytes_method": (
-                    "sum of output-tensor bytes of leaf modules on a batch-1 forward"
-                ),
+                "activation_bytes_method": ("sum of output-tensor bytes of leaf modules on a batch-1 forward"),
                 "example_rows": int(next(iter(examples.values())).shape[0]),
             },
         )

@@ -1,9 +1,9 @@
 """View models for the app: plain functions from run records to pandas tables.
 
-Nothing here imports Streamlit. Runs are read only through :mod:`harness.results`
+Nothing here imports Streamlit. Runs are read only through :mod:`harness.store.results`
 (``list_runs``, ``load_run``, ``cells_frame``, ``load_raw``, ``parse_run``). Every table that
 carries a number also carries its provenance (``measured`` / ``estimated`` / ``projected`` /
-``reference``, the part before ``:`` of a :class:`harness.metrics.Metric` provenance).
+``reference``, the part before ``:`` of a :class:`harness.core.metrics.Metric` provenance).
 
 A cell is addressed across runs by its *key* ``"<run_id>/<cell_id>"`` (:func:`cell_key`).
 """
@@ -25,25 +25,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.metrics import metric_def
-from harness.records import RunRecord
-from harness.results import ResultsError, atomic_write_bytes, cells_frame, load_raw, parse_run
+from harness.core.metrics import metric_def
+from harness.core.records import RunRecord
+from harness.store.results import ResultsError, atomic_write_bytes, cells_frame, load_raw, parse_run
 
 #: repository-relative path of the demo suite the empty state offers to run
 DEMO_SUITE = Path(__file__).resolve().parents[2] / "workloads" / "suites" / "demo.yaml"
 PROVENANCE_KINDS: tuple[str, ...] = ("measured", "estimated", "projected", "reference")
 #: latency percentiles shown as bars on the compare page
 PERCENTILES: tuple[str, ...] = ("latency_p50", "latency_p90", "latency_p99")
-TOKEN_METRICS: tuple[str, ...] = ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "itl_p50", "itl_p99",
-                                  "output_tokens_per_s")
-ENERGY_COST_METRICS: tuple[str, ...] = ("power_w", "energy_per_inference_j", "energy_per_token_j",
-                                        "inferences_per_kwh", "usd_per_1m_inferences", "usd_per_1m_tokens")
+TOKEN_METRICS: tuple[str, ...] = (
+    "ttft_p50",
+    "ttft_p99",
+    "tpot_p50",
+    "tpot_p99",
+    "itl_p50",
+    "itl_p99",
+    "output_tokens_per_s",
+)
+ENERGY_COST_METRICS: tuple[str, ...] = (
+    "power_w",
+    "energy_per_inference_j",
+    "energy_per_token_j",
+    "inferences_per_kwh",
+    "usd_per_1m_inferences",
+    "usd_per_1m_tokens",
+)
 #: uploads larger than this are refused before they are parsed
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 # ----------------------------------------------------------------------------- store
+
 
 def resolve_results_root(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """Results directory of the app: ``--results DIR`` (or ``--results=DIR``) in ``argv``, else
@@ -98,30 +112,50 @@ def _find(runs: Iterable[RunRecord], key: str) -> tuple[RunRecord, Any]:
 
 # ----------------------------------------------------------------------------- runs page
 
+
 def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per run: when, suite, status, cells (ok / all), host and commit."""
     rows = []
     for r in runs:
         env = r.environment
-        rows.append({
-            "run_id": r.run_id, "created_utc": r.created_utc, "suite": r.suite_name, "status": r.status,
-            "cells_ok": sum(c.status == "ok" for c in r.cells), "cells": len(r.cells),
-            "hardware": env.get("cpu_model"), "profile_id": env.get("profile_id"),
-            "commit": ((env.get("project_git") or {}).get("commit") or "")[:12] or None,
-            "models": ", ".join(sorted({c.spec.model for c in r.cells})),
-            "backends": ", ".join(sorted({c.spec.backend for c in r.cells})),
-        })
-    cols = ["run_id", "created_utc", "suite", "status", "cells_ok", "cells", "hardware", "profile_id",
-            "commit", "models", "backends"]
+        rows.append(
+            {
+                "run_id": r.run_id,
+                "created_utc": r.created_utc,
+                "suite": r.suite_name,
+                "status": r.status,
+                "cells_ok": sum(c.status == "ok" for c in r.cells),
+                "cells": len(r.cells),
+                "hardware": env.get("cpu_model"),
+                "profile_id": env.get("profile_id"),
+                "commit": ((env.get("project_git") or {}).get("commit") or "")[:12] or None,
+                "models": ", ".join(sorted({c.spec.model for c in r.cells})),
+                "backends": ", ".join(sorted({c.spec.backend for c in r.cells})),
+            }
+        )
+    cols = [
+        "run_id",
+        "created_utc",
+        "suite",
+        "status",
+        "cells_ok",
+        "cells",
+        "hardware",
+        "profile_id",
+        "commit",
+        "models",
+        "backends",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def all_cells(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """:func:`harness.results.cells_frame` plus ``key``, ``date`` and a display ``label``."""
+    """:func:`harness.store.results.cells_frame` plus ``key``, ``date`` and a display ``label``."""
     df = cells_frame(list(runs))
     if df.empty:
-        return pd.DataFrame(columns=["key", "label", "run_id", "cell_id", "model", "backend", "scenario",
-                                     "hardware", "date", "status"])
+        return pd.DataFrame(
+            columns=["key", "label", "run_id", "cell_id", "model", "backend", "scenario", "hardware", "date", "status"]
+        )
     df.insert(0, "key", [cell_key(r, c) for r, c in zip(df["run_id"], df["cell_id"])])
     df.insert(1, "label", [f"{c} · {r}" for r, c in zip(df["run_id"], df["cell_id"])])
     df["date"] = pd.to_datetime(df["created_utc"], utc=True, errors="coerce").dt.date
@@ -192,6 +226,7 @@ def environment_table(run: RunRecord) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- compare page
 
+
 def metrics_long(runs: Sequence[RunRecord], keys: Sequence[str], names: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per (cell, metric): value, unit, CI, provenance and its kind."""
     wanted = None if names is None else set(names)
@@ -201,24 +236,45 @@ def metrics_long(runs: Sequence[RunRecord], keys: Sequence[str], names: Iterable
         for name, m in sorted(cell.metrics.items()):
             if wanted is not None and name not in wanted:
                 continue
-            rows.append({
-                "key": key, "cell_id": cell.cell_id, "run_id": run.run_id, "metric": name,
-                "value": m.value, "unit": m.unit or metric_def(name).unit,
-                "ci_low": m.ci_low, "ci_high": m.ci_high, "provenance": m.provenance,
-                "kind": provenance_kind(m.provenance), "direction": metric_def(name).direction,
-            })
-    cols = ["key", "cell_id", "run_id", "metric", "value", "unit", "ci_low", "ci_high", "provenance", "kind",
-            "direction"]
+            rows.append(
+                {
+                    "key": key,
+                    "cell_id": cell.cell_id,
+                    "run_id": run.run_id,
+                    "metric": name,
+                    "value": m.value,
+                    "unit": m.unit or metric_def(name).unit,
+                    "ci_low": m.ci_low,
+                    "ci_high": m.ci_high,
+                    "provenance": m.provenance,
+                    "kind": provenance_kind(m.provenance),
+                    "direction": metric_def(name).direction,
+                }
+            )
+    cols = [
+        "key",
+        "cell_id",
+        "run_id",
+        "metric",
+        "value",
+        "unit",
+        "ci_low",
+        "ci_high",
+        "provenance",
+        "kind",
+        "direction",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def latency_cdf(runs: Sequence[RunRecord], keys: Sequence[str], root: Path,
-                points: int = 200) -> tuple[pd.DataFrame, list[str]]:
+def latency_cdf(
+    runs: Sequence[RunRecord], keys: Sequence[str], root: Path, points: int = 200
+) -> tuple[pd.DataFrame, list[str]]:
     """Empirical CDF of per-query latency (``completed_ns - scheduled_ns``, ms) of each cell,
     read from its raw Parquet file and reduced to ``points`` quantiles (plus min and max).
     Returns the table (``key``, ``latency_ms``, ``cdf``, ``provenance``) and a note per cell
     without raw data."""
-    from harness.gate import latency_samples_ms
+    from harness.analysis.gate import latency_samples_ms
 
     frames, notes = [], []
     q = np.linspace(0.0, 1.0, points + 1)
@@ -234,10 +290,22 @@ def latency_cdf(runs: Sequence[RunRecord], keys: Sequence[str], root: Path,
         if lat.size == 0:
             notes.append(f"{key}: no completed queries")
             continue
-        frames.append(pd.DataFrame({"key": key, "latency_ms": np.quantile(lat, q), "cdf": q,
-                                    "n_queries": lat.size, "provenance": "measured"}))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["key", "latency_ms", "cdf", "n_queries", "provenance"])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "key": key,
+                    "latency_ms": np.quantile(lat, q),
+                    "cdf": q,
+                    "n_queries": lat.size,
+                    "provenance": "measured",
+                }
+            )
+        )
+    df = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["key", "latency_ms", "cdf", "n_queries", "provenance"])
+    )
     return df, notes
 
 
@@ -245,13 +313,21 @@ def _spec_rows(runs: Sequence[RunRecord], keys: Sequence[str]) -> pd.DataFrame:
     rows = []
     for key in keys:
         run, c = _find(runs, key)
-        rows.append({"key": key, "run_id": run.run_id, "cell_id": c.cell_id, "status": c.status,
-                     "scenario": c.spec.scenario,
-                     "series": f"{c.spec.model}-{c.spec.size}.{c.spec.backend}.{c.spec.device} · {run.run_id}",
-                     "batch_size": int(c.spec.scenario_options.get("batch_size", 1)),
-                     "slo_ms": c.spec.scenario_options.get("slo_ms")})
-    return pd.DataFrame(rows, columns=["key", "run_id", "cell_id", "status", "scenario", "series", "batch_size",
-                                       "slo_ms"])
+        rows.append(
+            {
+                "key": key,
+                "run_id": run.run_id,
+                "cell_id": c.cell_id,
+                "status": c.status,
+                "scenario": c.spec.scenario,
+                "series": f"{c.spec.model}-{c.spec.size}.{c.spec.backend}.{c.spec.device} · {run.run_id}",
+                "batch_size": c.spec.batch_size,
+                "slo_ms": c.spec.scenario_options.get("slo_ms"),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["key", "run_id", "cell_id", "status", "scenario", "series", "batch_size", "slo_ms"]
+    )
 
 
 def _value(cell: Any, name: str) -> tuple[float | None, str | None]:
@@ -272,15 +348,26 @@ def throughput_vs_batch(runs: Sequence[RunRecord], keys: Sequence[str]) -> pd.Da
         if v is None:
             continue
         m = cell.metrics["throughput"]
-        rows.append({"key": s["key"], "series": s["series"], "scenario": s["scenario"],
-                     "batch_size": s["batch_size"], "throughput": v, "ci_low": m.ci_low, "ci_high": m.ci_high,
-                     "provenance": prov})
-    return pd.DataFrame(rows, columns=["key", "series", "scenario", "batch_size", "throughput", "ci_low",
-                                       "ci_high", "provenance"])
+        rows.append(
+            {
+                "key": s["key"],
+                "series": s["series"],
+                "scenario": s["scenario"],
+                "batch_size": s["batch_size"],
+                "throughput": v,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "provenance": prov,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["key", "series", "scenario", "batch_size", "throughput", "ci_low", "ci_high", "provenance"]
+    )
 
 
-def latency_vs_qps(runs: Sequence[RunRecord], keys: Sequence[str],
-                   percentile: str = "latency_p99") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def latency_vs_qps(
+    runs: Sequence[RunRecord], keys: Sequence[str], percentile: str = "latency_p99"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Open-loop cells: latency percentile (ms) against offered load (queries/s).
 
     Returns ``points`` (``online`` cells and the probes of ``online-peak`` searches, with
@@ -298,19 +385,35 @@ def latency_vs_qps(runs: Sequence[RunRecord], keys: Sequence[str],
         lat, prov = _value(cell, percentile)
         if qps is not None and lat is not None:
             slo_met = cell.validity.get("slo_met")
-            pts.append({"key": s["key"], "series": s["series"], "offered_qps": qps, "latency_ms": lat,
-                        "source": "cell", "passed": slo_met, "provenance": prov})
+            pts.append(
+                {
+                    "key": s["key"],
+                    "series": s["series"],
+                    "offered_qps": qps,
+                    "latency_ms": lat,
+                    "source": "cell",
+                    "passed": slo_met,
+                    "provenance": prov,
+                }
+            )
         peak = (cell.extra or {}).get("peak") or {}
         for p in peak.get("probes", []):
             if p.get("qps") is not None and p.get("latency_ms") is not None:
-                pts.append({"key": s["key"], "series": s["series"], "offered_qps": p["qps"],
-                            "latency_ms": p["latency_ms"], "source": "peak probe", "passed": p.get("passed"),
-                            "provenance": "measured"})
+                pts.append(
+                    {
+                        "key": s["key"],
+                        "series": s["series"],
+                        "offered_qps": p["qps"],
+                        "latency_ms": p["latency_ms"],
+                        "source": "peak probe",
+                        "passed": p.get("passed"),
+                        "provenance": "measured",
+                    }
+                )
         pq, pprov = _value(cell, "peak_qps")
         if pq is not None:
             peaks.append({"key": s["key"], "series": s["series"], "peak_qps": pq, "provenance": pprov})
-    points = pd.DataFrame(pts, columns=["key", "series", "offered_qps", "latency_ms", "source", "passed",
-                                        "provenance"])
+    points = pd.DataFrame(pts, columns=["key", "series", "offered_qps", "latency_ms", "source", "passed", "provenance"])
     slo_df = pd.DataFrame(slo, columns=["series", "slo_ms"]).drop_duplicates()
     return points, slo_df, pd.DataFrame(peaks, columns=["key", "series", "peak_qps", "provenance"])
 
@@ -358,12 +461,17 @@ def wide_with_provenance(long: pd.DataFrame) -> pd.DataFrame:
     """One row per cell, one column per metric as ``"value (provenance)"`` text."""
     if long.empty:
         return pd.DataFrame()
-    txt = long.assign(text=[f"{format_number(v)} {u} ({p})".replace("  ", " ")
-                            for v, u, p in zip(long["value"], long["unit"], long["provenance"])])
+    txt = long.assign(
+        text=[
+            f"{format_number(v)} {u} ({p})".replace("  ", " ")
+            for v, u, p in zip(long["value"], long["unit"], long["provenance"])
+        ]
+    )
     return txt.pivot_table(index="key", columns="metric", values="text", aggfunc="first").reset_index()
 
 
 # ----------------------------------------------------------------------------- regressions
+
 
 def cell_history_ids(runs: Sequence[RunRecord]) -> list[str]:
     """Cell ids that appear in at least one run, those in most runs first."""
@@ -384,17 +492,37 @@ def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.D
             continue
         m = c.metrics.get(metric)
         git = r.environment.get("project_git") or {}
-        rows.append({
-            "run_id": r.run_id, "created_utc": r.created_utc,
-            "time": pd.to_datetime(r.created_utc, utc=True, errors="coerce"),
-            "commit": (git.get("commit") or "")[:12] or None, "dirty": git.get("dirty"),
-            "status": c.status, "value": None if m is None else m.value,
-            "ci_low": None if m is None else m.ci_low, "ci_high": None if m is None else m.ci_high,
-            "unit": metric_def(metric).unit if m is None else m.unit,
-            "provenance": None if m is None else m.provenance,
-        })
-    df = pd.DataFrame(rows, columns=["run_id", "created_utc", "time", "commit", "dirty", "status", "value",
-                                     "ci_low", "ci_high", "unit", "provenance"])
+        rows.append(
+            {
+                "run_id": r.run_id,
+                "created_utc": r.created_utc,
+                "time": pd.to_datetime(r.created_utc, utc=True, errors="coerce"),
+                "commit": (git.get("commit") or "")[:12] or None,
+                "dirty": git.get("dirty"),
+                "status": c.status,
+                "value": None if m is None else m.value,
+                "ci_low": None if m is None else m.ci_low,
+                "ci_high": None if m is None else m.ci_high,
+                "unit": metric_def(metric).unit if m is None else m.unit,
+                "provenance": None if m is None else m.provenance,
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "run_id",
+            "created_utc",
+            "time",
+            "commit",
+            "dirty",
+            "status",
+            "value",
+            "ci_low",
+            "ci_high",
+            "unit",
+            "provenance",
+        ],
+    )
     return df.sort_values("created_utc", kind="stable").reset_index(drop=True)
 
 
@@ -407,32 +535,65 @@ def history_metrics(runs: Sequence[RunRecord], cell_id: str) -> list[str]:
     return sorted(names)
 
 
-def gate_history(root: Path, history: pd.DataFrame, cell_id: str, rules: Sequence[str] | None = None,
-                 alpha: float = 0.01, n_draws: int = 1000) -> pd.DataFrame:
-    """Gate verdict (:func:`harness.gate.compare_runs`) of each run in ``history`` against the
+def gate_history(
+    root: Path,
+    history: pd.DataFrame,
+    cell_id: str,
+    rules: Sequence[str] | None = None,
+    alpha: float = 0.01,
+    n_draws: int = 1000,
+) -> pd.DataFrame:
+    """Gate verdict (:func:`harness.analysis.gate.compare_runs`) of each run in ``history`` against the
     run before it, for ``cell_id`` only. A pair the gate cannot compare gets verdict
     ``error`` and the gate's message."""
-    from harness.gate import GateError, compare_runs, load_run_ref, parse_rules
+    from harness.analysis.gate import GateError, compare_runs, load_run_ref, parse_rules
 
     parsed = parse_rules(rules)
     rows = []
     ids = list(history["run_id"])
     for prev, cur in zip(ids, ids[1:]):
         try:
-            rep = compare_runs(load_run_ref(prev, root), load_run_ref(cur, root), parsed, alpha,
-                               allow_unmatched=True, cells=lambda c: c == cell_id, n_draws=n_draws)
+            rep = compare_runs(
+                load_run_ref(prev, root),
+                load_run_ref(cur, root),
+                parsed,
+                alpha,
+                allow_unmatched=True,
+                cells=lambda c: c == cell_id,
+                n_draws=n_draws,
+            )
         except GateError as exc:
-            rows.append({"baseline": prev, "run_id": cur, "metric": "", "verdict": "error", "change_pct": None,
-                         "ci": "", "p_adjusted": None, "note": str(exc)})
+            rows.append(
+                {
+                    "baseline": prev,
+                    "run_id": cur,
+                    "metric": "",
+                    "verdict": "error",
+                    "change_pct": None,
+                    "ci": "",
+                    "p_adjusted": None,
+                    "note": str(exc),
+                }
+            )
             continue
         for v in rep.verdicts:
             d = v.to_dict()
             ci = "" if d["ci_low"] is None else f"[{(d['ci_low'] - 1) * 100:+.1f} %, {(d['ci_high'] - 1) * 100:+.1f} %]"
-            rows.append({"baseline": prev, "run_id": cur, "metric": v.metric, "verdict": v.verdict,
-                         "change_pct": None if d["ratio"] is None else (d["ratio"] - 1) * 100, "ci": ci,
-                         "p_adjusted": d["p_adjusted"], "note": v.note})
-    return pd.DataFrame(rows, columns=["baseline", "run_id", "metric", "verdict", "change_pct", "ci", "p_adjusted",
-                                       "note"])
+            rows.append(
+                {
+                    "baseline": prev,
+                    "run_id": cur,
+                    "metric": v.metric,
+                    "verdict": v.verdict,
+                    "change_pct": None if d["ratio"] is None else (d["ratio"] - 1) * 100,
+                    "ci": ci,
+                    "p_adjusted": d["p_adjusted"],
+                    "note": v.note,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["baseline", "run_id", "metric", "verdict", "change_pct", "ci", "p_adjusted", "note"]
+    )
 
 
 _SEVERITY = ("failed", "regression", "error", "inconclusive", "improvement", "no change", "not applicable")
@@ -442,7 +603,7 @@ def verdict_per_run(verdicts: pd.DataFrame, metric: str) -> dict[str, str]:
     """Run id -> the gate verdict shown for ``metric``: the verdict of the gate rule on the
     same metric (``latency_p99`` is the gate's ``p99_latency``) where there is one, else the
     worst verdict of the pair."""
-    from harness.gate import GateError, gate_metric
+    from harness.analysis.gate import GateError, gate_metric
 
     try:
         gname: str | None = gate_metric(metric).name
@@ -458,6 +619,7 @@ def verdict_per_run(verdicts: pd.DataFrame, metric: str) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- recommend
 
+
 def pareto_mask(x: Sequence[float], y: Sequence[float]) -> list[bool]:
     """True for points not dominated in (x, y), both lower-is-better: no other point is at
     least as good on both and strictly better on one."""
@@ -470,12 +632,12 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> list[bool]:
 
 
 def build_request(form: Mapping[str, Any]) -> Any:
-    """A :class:`harness.recommend.RecommendRequest` from the recommend form's values
+    """A :class:`harness.planning.recommend.RecommendRequest` from the recommend form's values
     (blank / zero optional numbers mean "not set"). Raises ``ValueError`` with the
     validation message on bad input."""
     from pydantic import ValidationError
 
-    from harness.recommend import SLO, Constraints, Load, ModelSpec, RecommendRequest
+    from harness.planning.recommend import SLO, Constraints, Load, ModelSpec, RecommendRequest
 
     def opt(name: str) -> float | None:
         v = form.get(name)
@@ -491,13 +653,19 @@ def build_request(form: Mapping[str, Any]) -> Any:
         return RecommendRequest(
             model=ModelSpec(name=form["model"], size=form.get("size", "standard")),
             scenario=form.get("scenario", "online"),
-            slo=SLO(p99_ms=opt("p99_ms"), ttft_ms=opt("ttft_ms"), tpot_ms=opt("tpot_ms"),
-                    deadline_ms=opt("deadline_ms")),
+            slo=SLO(
+                p99_ms=opt("p99_ms"), ttft_ms=opt("ttft_ms"), tpot_ms=opt("tpot_ms"), deadline_ms=opt("deadline_ms")
+            ),
             load=Load(**{load_kind: opt("load_value")}),
-            constraints=Constraints(max_usd_per_month=opt("max_usd_per_month"), max_kw=opt("max_kw"),
-                                    allowed_kinds=kinds, min_memory_gb=opt("min_memory_gb"),
-                                    measured_only=bool(form.get("measured_only", False))),
-            objective=objective, dtype=form.get("dtype", "fp16"),
+            constraints=Constraints(
+                max_usd_per_month=opt("max_usd_per_month"),
+                max_kw=opt("max_kw"),
+                allowed_kinds=kinds,
+                min_memory_gb=opt("min_memory_gb"),
+                measured_only=bool(form.get("measured_only", False)),
+            ),
+            objective=objective,
+            dtype=form.get("dtype", "fp16"),
         )
     except ValidationError as exc:
         msgs = []
@@ -516,16 +684,29 @@ def ranked_table(rec: Any) -> pd.DataFrame:
     lat_col = "predicted_p99_ms" if df["predicted_p99_ms"].notna().any() else "predicted_ttft_ms"
 
     def rng(name: str) -> list[str]:
-        return [f"{format_number(v)} [{format_number(lo)}..{format_number(hi)}]" if lo is not None and not pd.isna(lo)
-                else format_number(v)
-                for v, lo, hi in zip(df[name], df[f"{name}_low"], df[f"{name}_high"])]
+        return [
+            f"{format_number(v)} [{format_number(lo)}..{format_number(hi)}]"
+            if lo is not None and not pd.isna(lo)
+            else format_number(v)
+            for v, lo, hi in zip(df[name], df[f"{name}_low"], df[f"{name}_high"])
+        ]
 
-    return pd.DataFrame({
-        "rank": df["rank"], "profile": df["profile_id"], "kind": df["kind"], "devices": df["devices"],
-        "dtype": df["dtype"], "batch": df["batch_size"],
-        f"{lat_col} [range]": rng(lat_col), "$/month": df["usd_per_month"], "kW": df["kw"],
-        "$/1M": df["usd_per_1m"], "provenance": df["provenance"], "notes": df["notes"],
-    })
+    return pd.DataFrame(
+        {
+            "rank": df["rank"],
+            "profile": df["profile_id"],
+            "kind": df["kind"],
+            "devices": df["devices"],
+            "dtype": df["dtype"],
+            "batch": df["batch_size"],
+            f"{lat_col} [range]": rng(lat_col),
+            "$/month": df["usd_per_month"],
+            "kW": df["kw"],
+            "$/1M": df["usd_per_1m"],
+            "provenance": df["provenance"],
+            "notes": df["notes"],
+        }
+    )
 
 
 def pareto_frame(rec: Any) -> pd.DataFrame:
@@ -537,14 +718,23 @@ def pareto_frame(rec: Any) -> pd.DataFrame:
     lat = df["predicted_p99_ms_high"].fillna(df["predicted_p99_ms"])
     if lat.isna().all():
         lat = df["predicted_ttft_ms_high"].fillna(df["predicted_ttft_ms"])
-    out = pd.DataFrame({"profile_id": df["profile_id"], "rank": df["rank"], "kind": df["kind"],
-                        "usd_per_month": df["usd_per_month"], "latency_ms": lat, "provenance": df["provenance"],
-                        "devices": df["devices"]}).dropna(subset=["usd_per_month", "latency_ms"])
+    out = pd.DataFrame(
+        {
+            "profile_id": df["profile_id"],
+            "rank": df["rank"],
+            "kind": df["kind"],
+            "usd_per_month": df["usd_per_month"],
+            "latency_ms": lat,
+            "provenance": df["provenance"],
+            "devices": df["devices"],
+        }
+    ).dropna(subset=["usd_per_month", "latency_ms"])
     out["pareto"] = pareto_mask(out["usd_per_month"], out["latency_ms"])
     return out.reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- upload
+
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -559,8 +749,10 @@ class UploadResult:
 
 def _check_run_id(run: RunRecord, source: str) -> None:
     if not _RUN_ID_RE.match(run.run_id) or run.run_id in (".", ".."):
-        raise ResultsError(f"{source}: field run_id: {run.run_id!r} is not a valid run id "
-                           "(letters, digits, '.', '_', '-'; at most 200 characters)")
+        raise ResultsError(
+            f"{source}: field run_id: {run.run_id!r} is not a valid run id "
+            "(letters, digits, '.', '_', '-'; at most 200 characters)"
+        )
 
 
 def _parse_json_bytes(data: bytes, source: str) -> RunRecord:
@@ -601,7 +793,7 @@ def _check_raw_path(rel: str, source: str) -> PurePosixPath:
 def ingest_upload(name: str, data: bytes, root: Path) -> UploadResult:
     """Validate an uploaded ``run.json`` (or a zip of a run directory) and save it under
     ``root/<run_id>/``. Never unpickles or evaluates anything: JSON is parsed and validated
-    against :class:`harness.records.RunRecord`; Parquet members are checked by reading their
+    against :class:`harness.core.records.RunRecord`; Parquet members are checked by reading their
     schema. Refuses to overwrite an existing run. Errors come back as ``ok=False`` with a
     message naming the file and the field."""
     try:
@@ -646,8 +838,9 @@ def _read_zip(name: str, data: bytes) -> tuple[RunRecord, dict[str, bytes], list
             members[p] = i
         run_jsons = [p for p in members if p.name == "run.json" and len(p.parts) <= 2]
         if len(run_jsons) != 1:
-            raise ResultsError(f"{name}: expected exactly one run.json (at the top or in one folder), "
-                               f"found {len(run_jsons)}")
+            raise ResultsError(
+                f"{name}: expected exactly one run.json (at the top or in one folder), found {len(run_jsons)}"
+            )
         base = run_jsons[0].parent
         src = f"{name}:{run_jsons[0]}"
         run = _parse_json_bytes(zf.read(members[run_jsons[0]]), src)

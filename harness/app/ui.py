@@ -29,7 +29,7 @@ def results_root() -> Path:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _cached_runs(root: str, signature: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
-    from harness.results import list_runs
+    from harness.store.results import list_runs
 
     return list_runs(Path(root))
 
@@ -44,8 +44,7 @@ def load_store() -> tuple[list[Any], list[str]]:
 def show_store_errors(errors: list[str]) -> None:
     if not errors:
         return
-    with st.expander(f"⚠️ {len(errors)} run(s) in the results store could not be read and are left out",
-                     expanded=False):
+    with st.expander(f"⚠️ {len(errors)} run(s) in the results store could not be read and are left out", expanded=False):
         for e in errors:
             st.warning(e)
 
@@ -68,8 +67,8 @@ def empty_state(root: Path, key: str = "demo") -> None:
 
 
 def run_demo(root: Path) -> None:
-    from harness.runner import run_suite
-    from harness.spec import SpecError
+    from harness.core.spec import SpecError
+    from harness.measure.runner import run_suite
 
     bar = st.progress(0.0, text="starting the demo suite ...")
 

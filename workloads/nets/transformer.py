@@ -141,9 +141,7 @@ class DecoderBlock(nn.Module):
                 ctx = F.scaled_dot_product_attention(q, k, v)
             else:
                 t_all = k.shape[2]
-                mask = torch.ones(t_new, t_all, dtype=torch.bool, device=x.device).tril(
-                    diagonal=t_all - t_new
-                )
+                mask = torch.ones(t_new, t_all, dtype=torch.bool, device=x.device).tril(diagonal=t_all - t_new)
                 ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.c_proj(_merge_heads(ctx))
         x = x + self.mlp_proj(self.act(self.mlp_fc(self.ln_2(x))))
@@ -180,9 +178,7 @@ class GPT2LM(nn.Module):
         past_len = 0 if cache is None else cache[0][0].shape[2]
         t = ids.shape[1]
         if past_len + t > self.n_positions:
-            raise ValueError(
-                f"sequence length {past_len + t} exceeds the context of {self.n_positions}"
-            )
+            raise ValueError(f"sequence length {past_len + t} exceeds the context of {self.n_positions}")
         pos = torch.arange(past_len, past_len + t, device=ids.device).unsqueeze(0)
         x = self.wte(ids) + self.wpe(pos)
         new_cache = []

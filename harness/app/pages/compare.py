@@ -12,15 +12,21 @@ if loaded is not None:
     cells = data.all_cells(runs)
     default = data.default_selection(cells)
     labels = dict(zip(cells["key"], cells["label"]))
-    keys = st.multiselect("cells to compare", list(cells["key"]), default=default,
-                          format_func=lambda k: labels.get(k, k), key="compare-cells")
+    keys = st.multiselect(
+        "cells to compare",
+        list(cells["key"]),
+        default=default,
+        format_func=lambda k: labels.get(k, k),
+        key="compare-cells",
+    )
     ui.provenance_legend()
     if not keys:
         st.info("Pick one or more cells above.")
     else:
         long = data.metrics_long(runs, keys)
-        tabs = st.tabs(["Latency", "Throughput vs batch", "Latency vs QPS", "Tokens", "Energy & cost",
-                        "Validity", "All metrics"])
+        tabs = st.tabs(
+            ["Latency", "Throughput vs batch", "Latency vs QPS", "Tokens", "Energy & cost", "Validity", "All metrics"]
+        )
         with tabs[0]:
             cdf, notes = data.latency_cdf(runs, keys, ui.results_root())
             st.subheader("Latency CDF (per query, from raw data)")
@@ -52,7 +58,12 @@ if loaded is not None:
                 st.caption("Red dashed line: latency SLO of the cell; green line: peak QPS found under the SLO.")
                 st.dataframe(pts, hide_index=True, width="stretch")
         for tab, names, title, empty in (
-            (tabs[3], data.TOKEN_METRICS, "token metrics", "No token-stream cells (TTFT / TPOT) among the chosen cells."),
+            (
+                tabs[3],
+                data.TOKEN_METRICS,
+                "token metrics",
+                "No token-stream cells (TTFT / TPOT) among the chosen cells.",
+            ),
             (tabs[4], data.ENERGY_COST_METRICS, "energy and cost", "No energy or cost figures in these cells."),
         ):
             with tab:
@@ -64,8 +75,10 @@ if loaded is not None:
                     st.dataframe(data.metric_display(part), hide_index=True, width="stretch")
         with tabs[5]:
             st.dataframe(data.validity_table(runs, keys), hide_index=True, width="stretch")
-            st.caption("valid = every check of the scenario passed; an invalid cell's numbers are still "
-                       "what was measured, but they do not meet the scenario's rules.")
+            st.caption(
+                "valid = every check of the scenario passed; an invalid cell's numbers are still "
+                "what was measured, but they do not meet the scenario's rules."
+            )
         with tabs[6]:
             st.dataframe(data.wide_with_provenance(long), hide_index=True, width="stretch")
             st.dataframe(data.metric_display(long), hide_index=True, width="stretch")

@@ -4,17 +4,21 @@ chart, exclusions with reasons, downloads."""
 import streamlit as st
 
 from harness.app import charts, data, ui
-from harness.hardware import KINDS
-from harness.recommend import OBJECTIVES, SCENARIOS, recommend
+from harness.core.hardware import KINDS
+from harness.planning.recommend import OBJECTIVES, SCENARIOS, recommend
 
 st.session_state["page"] = "recommend"
 st.title("Recommend hardware")
-st.caption("Ranks every hardware profile for a model, scenario, SLO and load. Evidence per profile, best first: "
-           "measured cells in the results store, MLPerf reference results, else a roofline projection.")
+st.caption(
+    "Ranks every hardware profile for a model, scenario, SLO and load. Evidence per profile, best first: "
+    "measured cells in the results store, MLPerf reference results, else a roofline projection."
+)
 runs, errors = ui.load_store()
 ui.show_store_errors(errors)
-models = sorted({c.spec.model for r in runs for c in r.cells} | {"resnet50", "bert", "gpt2", "tabular_mlp",
-                                                                 "sensor_cnn_gru", "bert-99", "llama2-70b"})
+models = sorted(
+    {c.spec.model for r in runs for c in r.cells}
+    | {"resnet50", "bert", "gpt2", "tabular_mlp", "sensor_cnn_gru", "bert-99", "llama2-70b"}
+)
 with st.form("recommend-form"):
     c1, c2, c3 = st.columns(3)
     form = {
@@ -68,9 +72,11 @@ if rec is not None:
     else:
         st.warning("No profile meets the SLO and constraints; see the exclusions below.")
     st.caption(rec.enforced_end)
-    st.caption("provenance: measured = cells in the results store; reference = MLPerf Inference results; "
-               "projected = roofline + serving simulation; mixed = more than one. $/month and kW are estimated "
-               "from list prices and TDP.")
+    st.caption(
+        "provenance: measured = cells in the results store; reference = MLPerf Inference results; "
+        "projected = roofline + serving simulation; mixed = more than one. $/month and kW are estimated "
+        "from list prices and TDP."
+    )
     pf = data.pareto_frame(rec)
     if not pf.empty:
         st.subheader("Cost vs latency (Pareto front)")
@@ -78,7 +84,7 @@ if rec is not None:
     st.subheader(f"Excluded: {len(rec.excluded)} profile(s)")
     st.dataframe(rec.excluded_frame(), hide_index=True, width="stretch")
     d1, d2 = st.columns(2)
-    d1.download_button("Download CSV", rec.to_csv(), file_name="recommendation.csv", mime="text/csv",
-                       key="rec-dl-csv")
-    d2.download_button("Download JSON", rec.to_json(), file_name="recommendation.json", mime="application/json",
-                       key="rec-dl-json")
+    d1.download_button("Download CSV", rec.to_csv(), file_name="recommendation.csv", mime="text/csv", key="rec-dl-csv")
+    d2.download_button(
+        "Download JSON", rec.to_json(), file_name="recommendation.json", mime="application/json", key="rec-dl-json"
+    )

@@ -3,8 +3,8 @@ verdict of each run against the one before it."""
 
 import streamlit as st
 
+from harness.analysis.gate import DEFAULT_RULES, GateError
 from harness.app import charts, data, ui
-from harness.gate import DEFAULT_RULES, GateError
 
 st.session_state["page"] = "regressions"
 st.title("Regressions")
@@ -21,8 +21,12 @@ if loaded is not None:
     if hist is None or hist["value"].notna().sum() == 0:
         st.info("This cell has no value for that metric in any run.")
     else:
-        rules_text = st.text_input("gate rules", ", ".join(DEFAULT_RULES), key="reg-rules",
-                                   help="METRIC:+N% (latency) or METRIC:-N% (throughput); harness gate syntax")
+        rules_text = st.text_input(
+            "gate rules",
+            ", ".join(DEFAULT_RULES),
+            key="reg-rules",
+            help="METRIC:+N% (latency) or METRIC:-N% (throughput); harness gate syntax",
+        )
         g1, g2 = st.columns([2, 1])
         gate = g1.checkbox("gate each run against the previous one", value=True, key="reg-gate")
         x_axis = g2.radio("x axis", ["time", "commit"], horizontal=True, key="reg-x")
@@ -36,8 +40,10 @@ if loaded is not None:
                 st.error(f"gate rules: {exc}")
         shown = data.verdict_per_run(verdicts, metric) if verdicts is not None else None
         st.altair_chart(charts.history_chart(hist, metric, shown, x_axis), width="stretch")
-        st.caption(f"{len(hist)} run(s) with cell `{cell_id}`; colour = gate verdict against the run before "
-                   f"(the rule on this metric where there is one, else the worst of the rules).")
+        st.caption(
+            f"{len(hist)} run(s) with cell `{cell_id}`; colour = gate verdict against the run before "
+            f"(the rule on this metric where there is one, else the worst of the rules)."
+        )
         st.dataframe(hist.drop(columns=["time"]), hide_index=True, width="stretch")
         if verdicts is not None:
             st.subheader("Gate verdicts")

@@ -12,8 +12,10 @@ if loaded is not None:
     cells = data.all_cells(runs)
     opts = data.filter_options(cells)
     st.sidebar.header("Filters")
-    chosen = {col: st.sidebar.multiselect(col, opts[col], key=f"runs-f-{col}")
-              for col in ("model", "backend", "scenario", "hardware")}
+    chosen = {
+        col: st.sidebar.multiselect(col, opts[col], key=f"runs-f-{col}")
+        for col in ("model", "backend", "scenario", "hardware")
+    }
     dates = cells["date"].dropna()
     lo, hi = (dates.min(), dates.max()) if not dates.empty else (None, None)
     date_range = st.sidebar.date_input("date (UTC)", value=(lo, hi), key="runs-f-date") if lo else ()
@@ -26,10 +28,33 @@ if loaded is not None:
     st.dataframe(table, hide_index=True, width="stretch")
 
     st.subheader("Cells")
-    cols = [c for c in ["run_id", "cell_id", "status", "valid", "model", "size", "backend", "device", "scenario",
-                        "batch_size", "throughput", "throughput__prov", "latency_p50", "latency_p99",
-                        "latency_p99__prov", "power_w", "power_w__prov", "usd_per_1m_inferences",
-                        "usd_per_1m_inferences__prov", "hardware", "error"] if c in shown.columns]
+    cols = [
+        c
+        for c in [
+            "run_id",
+            "cell_id",
+            "status",
+            "valid",
+            "model",
+            "size",
+            "backend",
+            "device",
+            "scenario",
+            "batch_size",
+            "throughput",
+            "throughput__prov",
+            "latency_p50",
+            "latency_p99",
+            "latency_p99__prov",
+            "power_w",
+            "power_w__prov",
+            "usd_per_1m_inferences",
+            "usd_per_1m_inferences__prov",
+            "hardware",
+            "error",
+        ]
+        if c in shown.columns
+    ]
     st.dataframe(shown[cols], hide_index=True, width="stretch")
     ui.provenance_legend()
 

@@ -8,9 +8,11 @@ from harness.app import data, ui
 st.session_state["page"] = "upload"
 st.title("Upload results")
 root = ui.results_root()
-st.markdown(f"Upload a `run.json` or a `.zip` of a run directory (`run.json` + `raw/*.parquet`). Files are parsed "
-            f"as JSON and validated against the run-record schema; nothing is unpickled or executed. Valid runs "
-            f"are saved in `{root}`.")
+st.markdown(
+    f"Upload a `run.json` or a `.zip` of a run directory (`run.json` + `raw/*.parquet`). Files are parsed "
+    f"as JSON and validated against the run-record schema; nothing is unpickled or executed. Valid runs "
+    f"are saved in `{root}`."
+)
 files = st.file_uploader("run files", type=["json", "zip"], accept_multiple_files=True, key="upload-files")
 done = st.session_state.setdefault("upload-done", {})
 for f in files or []:

@@ -1,0 +1,365 @@
+"""Run reports: a self-contained HTML file (PNG plots embedded as base64) and Markdown.
+
+Plots (matplotlib, Agg backend, drawn only when the run has the data):
+
+* latency CDF per cell (latency = completed - scheduled, from the raw per-query files),
+  baseline dashed in the same colour;
+* throughput vs batch size for offline sweeps;
+* latency (p50, p99) vs offered QPS for online cells;
+* energy per inference and cost per 1M inferences per cell, each bar labelled with its
+  provenance (``measured`` / ``estimated`` / ...).
+
+Every value shown comes from the run records; nothing is recomputed beyond CDFs of the raw
+latencies.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.gate import GateError, LoadedRun
+from harness.core.records import query_latency_ms
+
+MAX_CDF_CELLS = 8
+
+
+@dataclass
+class ReportFiles:
+    html: Path
+    markdown: Path
+    images: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class _Figure:
+    name: str
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _latencies_ms(run: LoadedRun, cell_id: str) -> np.ndarray | None:
+    try:
+        raw = run.raw(cell_id)
+    except (GateError, KeyError):
+        return None
+    return query_latency_ms(raw)
+
+
+def _ok_cells(run: LoadedRun) -> list[Any]:
+    return [c for c in run.record.cells if c.status == "ok"]
+
+
+def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
+    plt = _plt()
+    cells = [c for c in _ok_cells(run) if c.raw_file]
+    figs = []
+    for start in range(0, len(cells), MAX_CDF_CELLS):
+        chunk = cells[start : start + MAX_CDF_CELLS]
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        drew = False
+        for i, c in enumerate(chunk):
+            lat = _latencies_ms(run, c.cell_id)
+            if lat is None or lat.size == 0:
+                continue
+            color = f"C{i % 10}"
+            s = np.sort(lat)
+            ax.step(s, np.arange(1, s.size + 1) / s.size, where="post", color=color, label=c.cell_id)
+            drew = True
+            if baseline is not None and any(b.cell_id == c.cell_id and b.status == "ok" for b in baseline.record.cells):
+                bl = _latencies_ms(baseline, c.cell_id)
+                if bl is not None and bl.size:
+                    sb = np.sort(bl)
+                    ax.step(sb, np.arange(1, sb.size + 1) / sb.size, where="post", color=color, ls="--", alpha=0.7)
+        if not drew:
+            plt.close(fig)
+            continue
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (ms, completed - scheduled; log scale)")
+        ax.set_ylabel("fraction of queries")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        cap = "measured per-query latencies" + ("; dashed = baseline" if baseline is not None else "")
+        figs.append(_Figure(f"latency_cdf_{start // MAX_CDF_CELLS + 1}", "Latency CDF", _png(fig), cap))
+    return figs
+
+
+def _metric(c: Any, name: str) -> tuple[float | None, str]:
+    m = c.metrics.get(name)
+    if m is None or m.value is None:
+        return None, ""
+    return float(m.value), m.provenance
+
+
+def _group_key(c: Any) -> str:
+    s = c.spec
+    return f"{s.model}-{s.size} {s.backend}" + (f"@{s.device}" if s.device != "cpu" else "")
+
+
+def _throughput_vs_batch(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
+    plt = _plt()
+
+    def series(r: LoadedRun) -> dict[str, list[tuple[int, float]]]:
+        out: dict[str, list[tuple[int, float]]] = {}
+        for c in _ok_cells(r):
+            if c.spec.scenario != "offline":
+                continue
+            v, _ = _metric(c, "throughput")
+            if v is None:
+                continue
+            out.setdefault(_group_key(c), []).append((c.spec.batch_size, v))
+        return out
+
+    cur = series(run)
+    if not cur:
+        return []
+    base = series(baseline) if baseline is not None else {}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (k, pts) in enumerate(sorted(cur.items())):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i % 10}", label=k)
+        if k in base:
+            bp = sorted(base[k])
+            ax.plot([p[0] for p in bp], [p[1] for p in bp], "o--", color=f"C{i % 10}", alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("throughput (samples/s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    cap = "offline scenario, measured" + ("; dashed = baseline" if baseline is not None else "")
+    return [_Figure("throughput_vs_batch", "Throughput vs batch size", _png(fig), cap)]
+
+
+def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
+    plt = _plt()
+
+    def series(r: LoadedRun) -> dict[str, list[tuple[float, float | None, float | None]]]:
+        out: dict[str, list[tuple[float, float | None, float | None]]] = {}
+        for c in _ok_cells(r):
+            q, _ = _metric(c, "offered_qps")
+            if q is None:
+                continue
+            out.setdefault(_group_key(c), []).append((q, _metric(c, "latency_p50")[0], _metric(c, "latency_p99")[0]))
+        return out
+
+    cur = series(run)
+    if not cur:
+        return []
+    base = series(baseline) if baseline is not None else {}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (k, pts) in enumerate(sorted(cur.items())):
+        pts.sort()
+        col = f"C{i % 10}"
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], "o-", color=col, label=f"{k} p99")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "s:", color=col, alpha=0.7, label=f"{k} p50")
+        if k in base:
+            bp = sorted(base[k])
+            ax.plot([p[0] for p in bp], [p[2] for p in bp], "o--", color=col, alpha=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (queries/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    cap = "online scenario, measured" + ("; dashed = baseline p99" if baseline is not None else "")
+    return [_Figure("latency_vs_qps", "Latency vs offered load", _png(fig), cap)]
+
+
+def _energy_cost(run: LoadedRun) -> list[_Figure]:
+    plt = _plt()
+    rows = []
+    for c in _ok_cells(run):
+        e, ep = _metric(c, "energy_per_inference_j")
+        u, up = _metric(c, "usd_per_1m_inferences")
+        if e is not None or u is not None:
+            rows.append((c.cell_id, e, ep, u, up))
+    if not rows:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.5), sharey=True)
+    y = np.arange(len(rows))
+    for ax, (vi, pi, label) in zip(axes, ((1, 2, "energy per inference (J)"), (3, 4, "USD per 1M inferences"))):
+        vals = [r[vi] if r[vi] is not None else 0.0 for r in rows]
+        bars = ax.barh(y, vals, color=["C0" if (r[pi] or "").startswith("measured") else "C1" for r in rows])
+        for b, r in zip(bars, rows):
+            if r[vi] is not None:
+                b.set_hatch("" if (r[pi] or "").startswith("measured") else "//")
+                ax.text(
+                    b.get_width(),
+                    b.get_y() + b.get_height() / 2,
+                    f" {r[vi]:.3g} ({r[pi].split(':')[0]})",
+                    va="center",
+                    fontsize=7,
+                )
+        ax.set_xlabel(label)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [r[0] for r in rows], fontsize=7)
+    cap = "solid = measured, hatched = estimated/projected (provenance in each label)"
+    return [_Figure("energy_cost", "Energy and cost per cell", _png(fig), cap)]
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _cell_rows(run: LoadedRun) -> tuple[list[str], list[list[str]]]:
+    head = [
+        "cell",
+        "status",
+        "valid",
+        "throughput (samples/s)",
+        "p50 ms [CI]",
+        "p99 ms [CI]",
+        "energy J/inf",
+        "$/1M inf",
+    ]
+    rows = []
+    for c in run.record.cells:
+
+        def lat(name: str) -> str:
+            m = c.metrics.get(name)
+            if m is None or m.value is None:
+                return "-"
+            ci = f" [{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]" if m.ci_low is not None else ""
+            return f"{m.value:.4g}{ci}"
+
+        def prov(name: str) -> str:
+            v, p = _metric(c, name)
+            return "-" if v is None else f"{v:.4g} ({p.split(':')[0]})"
+
+        valid = (
+            "-"
+            if c.valid is None
+            else ("yes" if c.valid else "no: " + ", ".join(k for k, v in c.validity.items() if not v))
+        )
+        rows.append(
+            [
+                c.cell_id,
+                c.status + (f": {c.error[:80]}" if c.error else ""),
+                valid,
+                _fmt(_metric(c, "throughput")[0]),
+                lat("latency_p50"),
+                lat("latency_p99"),
+                prov("energy_per_inference_j"),
+                prov("usd_per_1m_inferences"),
+            ]
+        )
+    return head, rows
+
+
+def build_figures(run: LoadedRun, baseline: LoadedRun | None = None) -> list[_Figure]:
+    return (
+        _cdf_figures(run, baseline)
+        + _throughput_vs_batch(run, baseline)
+        + _latency_vs_qps(run, baseline)
+        + _energy_cost(run)
+    )
+
+
+def _gate_section(run: LoadedRun, baseline: LoadedRun | None) -> tuple[str, str]:
+    """(markdown, html) of the gate against the baseline, or empty strings."""
+    if baseline is None:
+        return "", ""
+    from harness.analysis.gate import compare_runs, to_markdown
+
+    try:
+        rep = compare_runs(baseline, run, None, allow_unmatched=True)
+    except GateError as exc:
+        msg = f"Gate not computed: {exc}"
+        return f"\n{msg}\n", f"<p>{html.escape(msg)}</p>"
+    md = to_markdown(rep)
+    return md, "<pre class='gate'>" + html.escape(md) + "</pre>"
+
+
+def write_report(run: LoadedRun, out_dir: Path, baseline: LoadedRun | None = None) -> ReportFiles:
+    """Write ``report.html`` (self-contained) and ``report.md`` (+ PNGs) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = build_figures(run, baseline)
+    rec = run.record
+    env = rec.environment
+    title = f"Run {rec.run_id}"
+    sub = (
+        f"suite {rec.suite_name or '-'} · {rec.created_utc} · status {rec.status} · "
+        f"{env.get('cpu_model', '?')} · python {env.get('python', '?')}"
+    )
+    if baseline is not None:
+        sub += f" · baseline {baseline.record.run_id}"
+    head, rows = _cell_rows(run)
+    gate_md, gate_html = _gate_section(run, baseline)
+
+    images = []
+    md = [f"# {title}", "", sub, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in rows]
+    md.append("")
+    if gate_md:
+        md += [gate_md, ""]
+    for f in figs:
+        p = out_dir / f"{f.name}.png"
+        p.write_bytes(f.png)
+        images.append(p)
+        md += [f"## {f.title}", "", f"![{f.title}]({p.name})", "", f"_{f.caption}_", ""]
+    md.append(
+        "Latency = completed - scheduled. Provenance: measured = read on this machine; "
+        "estimated = a model applied to measurements."
+    )
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md) + "\n")
+
+    esc = html.escape
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{esc(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
+    plots = "".join(
+        f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' "
+        f"src='data:image/png;base64,{base64.b64encode(f.png).decode()}'/>"
+        f"<figcaption>{esc(f.caption)}</figcaption></figure>"
+        for f in figs
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
+img{{max-width:100%}}pre.gate{{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}}
+.sub{{color:#555}}</style></head><body>
+<h1>{esc(title)}</h1><p class="sub">{esc(sub)}</p>
+{table}
+{gate_html}
+{plots}
+<p class="sub">Latency = completed - scheduled. Provenance: measured = read on this machine;
+estimated = a model applied to measurements.</p>
+</body></html>
+"""
+    html_path = out_dir / "report.html"
+    html_path.write_text(page)
+    return ReportFiles(html_path, md_path, images)

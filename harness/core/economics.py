@@ -1,0 +1,258 @@
+"""Energy and cost formulas, each returning a :class:`~harness.core.metrics.Metric` with provenance.
+
+Units are in the names: ``_w`` watts, ``_j`` joules, ``_per_s`` per second, ``_usd`` US
+dollars, ``usd_per_hour`` USD per device-hour, ``usd_per_kwh`` USD per kWh, ``g_per_kwh``
+grams CO2-equivalent per kWh.
+
+Provenance rule (see docs/energy-and-cost.md): a derived value takes the *weakest* kind of its
+inputs (measured < reference < estimated < projected) and joins their methods with ``+``.
+Throughput measured in the run is ``measured``; power keeps its meter's label
+(``measured:nvml-energy``, ``estimated:tdp-model``, ...). Any dollar figure is at best
+``estimated``: a dated list price is ``estimated:list-price`` (what one pays differs by
+discount, region and date), a user-supplied price ``estimated:user-price``; an energy tariff is
+``estimated:tariff``, a grid intensity ``estimated:grid-intensity``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.core.metrics import Metric, combine_provenance
+
+HOURS_PER_MONTH = 730.0  #: 8760 h / 12, the convention cloud price lists use
+J_PER_KWH = 3.6e6
+
+__all__ = [
+    "HOURS_PER_MONTH",
+    "J_PER_KWH",
+    "co2_grams",
+    "cell_economics",
+    "devices_needed",
+    "energy_cost_usd",
+    "inferences_per_kwh",
+    "joules_per_inference",
+    "joules_per_token",
+    "monthly_cost_usd",
+    "power_kw",
+    "price_of",
+    "usd_per_1m_inferences",
+    "usd_per_1m_tokens",
+]
+
+
+def _positive(name: str, value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def joules_per_inference(power_w: float, throughput_per_s: float, provenance: str = "measured") -> Metric:
+    """Energy per inference, J = W / (inferences/s). ``provenance`` is that of ``power_w``."""
+    _positive("throughput_per_s", throughput_per_s)
+    return Metric(
+        value=power_w / throughput_per_s,
+        unit="J",
+        provenance=combine_provenance([provenance, "measured"]),
+        method="power_w / throughput_per_s",
+    )
+
+
+def joules_per_token(power_w: float, tokens_per_s: float, provenance: str = "measured") -> Metric:
+    """Energy per generated token, J = W / (tokens/s)."""
+    _positive("tokens_per_s", tokens_per_s)
+    return Metric(
+        value=power_w / tokens_per_s,
+        unit="J",
+        provenance=combine_provenance([provenance, "measured"]),
+        method="power_w / tokens_per_s",
+    )
+
+
+def inferences_per_kwh(power_w: float, throughput_per_s: float, provenance: str = "measured") -> Metric:
+    """Inferences per kWh = 3.6e6 J/kWh / (J per inference) = throughput * 3.6e6 / W."""
+    _positive("power_w", power_w)
+    return Metric(
+        value=throughput_per_s * J_PER_KWH / power_w,
+        unit="1/kWh",
+        provenance=combine_provenance([provenance, "measured"]),
+        method="throughput_per_s * 3.6e6 / power_w",
+    )
+
+
+def usd_per_1m_inferences(usd_per_hour: float, throughput_per_s: float, price_provenance: str) -> Metric:
+    """USD per million inferences = price_per_hour / (throughput_per_s * 3600) * 1e6."""
+    _positive("throughput_per_s", throughput_per_s)
+    return Metric(
+        value=usd_per_hour / (throughput_per_s * 3600.0) * 1e6,
+        unit="USD",
+        provenance=combine_provenance([price_provenance, "measured"]),
+        method="usd_per_hour / (throughput_per_s * 3600) * 1e6",
+    )
+
+
+def usd_per_1m_tokens(usd_per_hour: float, tokens_per_s: float, price_provenance: str) -> Metric:
+    """USD per million tokens = price_per_hour / (tokens_per_s * 3600) * 1e6."""
+    _positive("tokens_per_s", tokens_per_s)
+    return Metric(
+        value=usd_per_hour / (tokens_per_s * 3600.0) * 1e6,
+        unit="USD",
+        provenance=combine_provenance([price_provenance, "measured"]),
+        method="usd_per_hour / (tokens_per_s * 3600) * 1e6",
+    )
+
+
+def devices_needed(target_per_s: float, throughput_per_device_s: float) -> int:
+    """Devices for a target rate: ceil(target / throughput per device); 0 for a zero target."""
+    _positive("throughput_per_device_s", throughput_per_device_s)
+    if target_per_s < 0:
+        raise ValueError(f"target_per_s must be >= 0, got {target_per_s}")
+    ratio = target_per_s / throughput_per_device_s
+    n = math.ceil(ratio)
+    # a relative tolerance keeps a ratio like 3.0000000000000004 (float rounding) at 3 devices
+    if n > 1 and ratio - (n - 1) <= 1e-9 * ratio:
+        n -= 1
+    # any positive target needs a device, even one so small that the ratio underflows to 0
+    return max(n, 1) if target_per_s > 0 else n
+
+
+def monthly_cost_usd(
+    devices: int, usd_per_hour: float, price_provenance: str, hours_per_month: float = HOURS_PER_MONTH
+) -> Metric:
+    """USD per month = devices * price per device-hour * 730 h."""
+    if devices < 0:
+        raise ValueError(f"devices must be >= 0, got {devices}")
+    return Metric(
+        value=devices * usd_per_hour * hours_per_month,
+        unit="USD/month",
+        provenance=combine_provenance([price_provenance]),
+        method=f"devices * usd_per_hour * {hours_per_month:g} h",
+    )
+
+
+def energy_cost_usd(
+    energy_j: float,
+    usd_per_kwh: float,
+    pue: float = 1.0,
+    provenance: str = "measured",
+    tariff_provenance: str = "estimated:tariff",
+) -> Metric:
+    """Cost of energy = J / 3.6e6 * USD/kWh * PUE (PUE >= 1 scales IT energy to facility energy)."""
+    if pue < 1.0:
+        raise ValueError(f"pue must be >= 1.0, got {pue}")
+    return Metric(
+        value=energy_j / J_PER_KWH * usd_per_kwh * pue,
+        unit="USD",
+        provenance=combine_provenance([provenance, tariff_provenance]),
+        method=f"energy_j / 3.6e6 * usd_per_kwh * pue (pue={pue:g})",
+    )
+
+
+def co2_grams(
+    energy_j: float,
+    grid_g_per_kwh: float,
+    pue: float = 1.0,
+    provenance: str = "measured",
+    intensity_provenance: str = "estimated:grid-intensity",
+) -> Metric:
+    """CO2-equivalent grams = J / 3.6e6 * PUE * grid intensity (g/kWh)."""
+    if pue < 1.0:
+        raise ValueError(f"pue must be >= 1.0, got {pue}")
+    return Metric(
+        value=energy_j / J_PER_KWH * pue * grid_g_per_kwh,
+        unit="g",
+        provenance=combine_provenance([provenance, intensity_provenance]),
+        method=f"energy_j / 3.6e6 * pue * grid_g_per_kwh (pue={pue:g})",
+    )
+
+
+def power_kw(devices: int, power_w: float, provenance: str = "measured") -> Metric:
+    """Power of ``devices`` devices at ``power_w`` each, in kW."""
+    return Metric(
+        value=devices * power_w / 1e3,
+        unit="kW",
+        provenance=combine_provenance([provenance]),
+        method="devices * power_w / 1000",
+    )
+
+
+def price_of(profile: Any) -> tuple[float, str, str] | None:
+    """(USD per device-hour, provenance, description) of a profile's first non-spot price, or None."""
+    price = profile.latest_price() if profile is not None else None
+    if price is None:
+        return None
+    prov = "estimated:user-price" if price.pricing_model == "user" else "estimated:list-price"
+    desc = f"{price.provider} {price.instance} {price.pricing_model}, {price.date}".strip()
+    if price.uncertain:
+        desc += " (price uncertain in source)"
+    return price.usd_per_device_hour, prov, desc
+
+
+def cell_economics(
+    throughput_per_s: float,
+    power_w: float | None,
+    power_provenance: str | None,
+    profile: Any,
+    energy_usd_per_kwh: float | None = None,
+    pue: float = 1.0,
+    grid_g_per_kwh: float | None = None,
+    tokens_per_s: float | None = None,
+) -> dict[str, Metric]:
+    """Energy and cost metrics of one cell, keyed by metric name (see :mod:`harness.core.metrics`).
+
+    ``throughput_per_s`` is the cell's measured samples/s, ``power_w`` the mean power over the
+    same window with its provenance, ``profile`` the hardware profile whose price applies (one
+    device). A metric whose input is missing is present with ``value=None`` and the reason in
+    ``method``, so reports show why it is blank.
+    """
+    out: dict[str, Metric] = {}
+    have_tp = throughput_per_s is not None and throughput_per_s > 0
+    have_power = power_w is not None and power_provenance is not None and power_w > 0
+    have_tokens = tokens_per_s is not None and tokens_per_s > 0
+
+    def blank(unit: str, why: str) -> Metric:
+        return Metric(value=None, unit=unit, provenance="unavailable", method=why)  # no number, no claim
+
+    if have_power:
+        assert power_w is not None and power_provenance is not None
+        out["power_w"] = Metric(value=power_w, unit="W", provenance=power_provenance, method="mean over window")
+    else:
+        out["power_w"] = blank("W", "no power reading")
+    if have_power and have_tp:
+        out["energy_per_inference_j"] = joules_per_inference(power_w, throughput_per_s, power_provenance)  # type: ignore[arg-type]
+        out["inferences_per_kwh"] = inferences_per_kwh(power_w, throughput_per_s, power_provenance)  # type: ignore[arg-type]
+    else:
+        why = "no power reading" if not have_power else "no throughput"
+        out["energy_per_inference_j"] = blank("J", why)
+        out["inferences_per_kwh"] = blank("1/kWh", why)
+    if tokens_per_s is not None:
+        out["energy_per_token_j"] = (
+            joules_per_token(power_w, tokens_per_s, power_provenance)  # type: ignore[arg-type]
+            if have_power and have_tokens
+            else blank("J", "no power reading or tokens/s")
+        )
+
+    price = price_of(profile)
+    pid = getattr(profile, "id", "?")
+    if price is not None and have_tp:
+        usd_h, prov, desc = price
+        m = usd_per_1m_inferences(usd_h, throughput_per_s, prov)
+        out["usd_per_1m_inferences"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
+    else:
+        out["usd_per_1m_inferences"] = blank(
+            "USD", f"no price in profile {pid!r}" if price is None else "no throughput"
+        )
+    if tokens_per_s is not None:
+        if price is not None and have_tokens:
+            usd_h, prov, desc = price
+            m = usd_per_1m_tokens(usd_h, tokens_per_s, prov)
+            out["usd_per_1m_tokens"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
+        else:
+            out["usd_per_1m_tokens"] = blank("USD", f"no price in profile {pid!r}" if price is None else "no tokens/s")
+
+    if have_power and have_tp:
+        j_per_1m = power_w / throughput_per_s * 1e6  # type: ignore[operator]
+        if energy_usd_per_kwh is not None:
+            out["energy_usd_per_1m_inferences"] = energy_cost_usd(j_per_1m, energy_usd_per_kwh, pue, power_provenance)  # type: ignore[arg-type]
+        if grid_g_per_kwh is not None:
+            out["co2_g_per_1m_inferences"] = co2_grams(j_per_1m, grid_g_per_kwh, pue, power_provenance)  # type: ignore[arg-type]
+    return out

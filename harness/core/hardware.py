@@ -1,0 +1,515 @@
+"""Hardware profiles: specs, power envelope and dated prices of a device, loaded from YAML.
+
+A profile lives in ``hardware_profiles/<kind>/<id>.yaml``. Units are in the field names:
+peak compute is dense TFLOPS (TOPS for ``int8``) per device, ``memory_gb`` is GB (10^9 B),
+``memory_bw_gbps`` GB/s, ``tdp_w``/``idle_w`` watts, prices USD per device-hour.
+
+Uncertainty is explicit and kept apart from the values: ``uncertain`` lists the field paths
+whose value the source itself marks as unsure (``peak_tflops.fp32``, ``tdp_w``, ...) and
+``estimated`` lists the fields derived by a rule rather than taken from a source (a ``local``
+profile's TDP, for instance). Each :class:`Price` carries its own ``uncertain`` flag. A value
+that a source does not give is absent (``None``), never zero.
+
+Public API: :class:`HardwareProfile`, :func:`load_profile`, :func:`load_profiles`,
+:func:`get_profile`, :func:`detect_host`, :func:`match_host`, :func:`local_profile`,
+:func:`apply_overrides`, :func:`load_overrides`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.core.yamlloc import fmt_loc, line_of
+
+Kind = Literal["cpu", "gpu", "tpu", "fpga", "asic"]
+KINDS: tuple[str, ...] = ("cpu", "gpu", "tpu", "fpga", "asic")
+PricingModel = Literal["on-demand", "capacity-block", "committed-use", "spot", "user", "estimated"]
+DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+
+#: Default wattage rule for ``local`` CPU profiles (see :func:`local_profile`).
+LOCAL_W_PER_CORE = 7.0
+LOCAL_MIN_TDP_W = 10.0
+LOCAL_IDLE_FRACTION = 0.3
+
+
+class ProfileError(ValueError):
+    """A profile file is malformed; the message names the file, line, field and problem."""
+
+
+class PeakCompute(BaseModel):
+    """Dense peak per device: TFLOPS for floating point dtypes, TOPS for ``int8``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fp32: float | None = Field(None, ge=0, description="dense FP32 TFLOPS")
+    tf32: float | None = Field(None, ge=0, description="dense TF32 tensor TFLOPS")
+    fp16: float | None = Field(None, ge=0, description="dense FP16 TFLOPS")
+    bf16: float | None = Field(None, ge=0, description="dense BF16 TFLOPS")
+    int8: float | None = Field(None, ge=0, description="dense INT8 TOPS")
+    fp8: float | None = Field(None, ge=0, description="dense FP8 TFLOPS")
+
+
+class Price(BaseModel):
+    """A dated price for one device-hour, with where it came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str
+    instance: str = ""
+    usd_per_device_hour: float = Field(gt=0)
+    pricing_model: PricingModel = "on-demand"
+    date: str = Field(min_length=1, description="when the price was listed (free text, e.g. 2024-12)")
+    source: str = Field(min_length=1, description="URL or 'user override' / 'estimate: <rule>'")
+    uncertain: bool = False
+    note: str = ""
+
+
+class HardwareProfile(BaseModel):
+    """Specs of one device (per chip / per socket), frozen once loaded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    kind: Kind
+    vendor: str
+    model: str
+    aliases: list[str] = Field(default_factory=list, description="strings the host reports for this device")
+    peak_tflops: PeakCompute = Field(default_factory=PeakCompute)
+    memory_gb: float | None = Field(None, gt=0)
+    memory_bw_gbps: float | None = Field(None, gt=0)
+    tdp_w: float | None = Field(None, gt=0)
+    idle_w: float | None = Field(None, ge=0)
+    cores: int | None = Field(None, gt=0, description="physical cores (CPUs)")
+    threads: int | None = Field(None, gt=0, description="logical cores / hardware threads (CPUs)")
+    prices: list[Price] = Field(default_factory=list)
+    supported_backends: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    notes: str = ""
+    uncertain: list[str] = Field(default_factory=list, description="field paths the source marks as unsure")
+    estimated: list[str] = Field(default_factory=list, description="field paths derived by a rule")
+
+    @model_validator(mode="after")
+    def _check(self) -> HardwareProfile:
+        for listname in ("uncertain", "estimated"):
+            for path in getattr(self, listname):
+                if _get_path(self, path) is None:
+                    raise ValueError(f"{listname} lists {path!r}, which is not a set field of this profile")
+        if self.tdp_w is not None and self.idle_w is not None and self.idle_w > self.tdp_w:
+            raise ValueError(f"idle_w ({self.idle_w}) exceeds tdp_w ({self.tdp_w})")
+        return self
+
+    def peak(self, dtype: str) -> float | None:
+        """Dense peak for ``dtype`` (TFLOPS, or TOPS for int8); ``None`` where not given."""
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+        return getattr(self.peak_tflops, dtype)
+
+    def is_uncertain(self, path: str) -> bool:
+        return path in self.uncertain
+
+    def latest_price(self) -> Price | None:
+        """The first non-spot price in ``prices`` (list order is preference); ``None`` if none."""
+        usable = [p for p in self.prices if p.pricing_model != "spot"]
+        return usable[0] if usable else None
+
+
+def _get_path(profile: HardwareProfile, path: str) -> Any:
+    obj: Any = profile
+    for part in path.split("."):
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+        if m:
+            seq = getattr(obj, m.group(1), None)
+            idx = int(m.group(2))
+            obj = seq[idx] if seq is not None and idx < len(seq) else None
+        else:
+            obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_profiles_dir() -> Path:
+    """``$HARNESS_PROFILES_DIR`` if set, else ``hardware_profiles/`` next to the package."""
+    env = os.environ.get("HARNESS_PROFILES_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "hardware_profiles"
+
+
+def _format_validation(path: Path, root: Any, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        field = fmt_loc(loc)
+        n = line_of(root, loc)
+        line = f":{n}" if n is not None else ""
+        problem = e["msg"]
+        if e["type"] == "literal_error":
+            problem += f" (got {e.get('input')!r})"
+        elif e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(loc[:-1])
+            problem = f"unknown field; allowed fields: {', '.join(allowed)}"
+        lines.append(f"{path}{line}: field '{field or '(profile)'}': {problem}")
+    return "invalid hardware profile:\n  " + "\n  ".join(lines)
+
+
+def _allowed_fields(parent: tuple[Any, ...]) -> list[str]:
+    model: Any = HardwareProfile
+    for p in parent:
+        if isinstance(p, int):
+            continue
+        f = model.model_fields.get(p)
+        ann = getattr(f, "annotation", None)
+        if ann is PeakCompute or p == "peak_tflops":
+            model = PeakCompute
+        elif p == "prices":
+            model = Price
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def load_profile(path: str | Path) -> HardwareProfile:
+    """Load and validate one YAML profile; raise :class:`ProfileError` naming file:line and field."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read hardware profile: {exc}") from exc
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ProfileError(f"{path}{line}: YAML syntax error: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}:1: a hardware profile must be a mapping, got {type(data).__name__}")
+    try:
+        profile = HardwareProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(_format_validation(path, root, exc)) from None
+    expected_kind_dir = path.parent.name
+    if expected_kind_dir in KINDS and expected_kind_dir != profile.kind:
+        raise ProfileError(f"{path}: field 'kind': {profile.kind!r} does not match its directory {expected_kind_dir!r}")
+    return profile
+
+
+def profile_files(directory: str | Path) -> list[Path]:
+    """All ``*.yaml``/``*.yml`` files below ``directory``, sorted."""
+    d = Path(directory)
+    return sorted([*d.rglob("*.yaml"), *d.rglob("*.yml")])
+
+
+def load_profiles(directory: str | Path | None = None) -> dict[str, HardwareProfile]:
+    """All profiles below ``directory`` (default :func:`default_profiles_dir`), keyed by id.
+
+    Raises :class:`ProfileError` on the first malformed file or on a duplicate id.
+    """
+    d = Path(directory) if directory is not None else default_profiles_dir()
+    if not d.is_dir():
+        raise ProfileError(f"{d}: hardware profile directory does not exist")
+    out: dict[str, HardwareProfile] = {}
+    where: dict[str, Path] = {}
+    for f in profile_files(d):
+        p = load_profile(f)
+        if p.id in out:
+            raise ProfileError(f"{f}: field 'id': duplicate id {p.id!r} (also in {where[p.id]})")
+        out[p.id] = p
+        where[p.id] = f
+    return out
+
+
+def get_profile(profile_id: str, directory: str | Path | None = None) -> HardwareProfile:
+    """The profile with ``profile_id``; an unknown id raises ``KeyError`` listing the known ids."""
+    profiles = load_profiles(directory)
+    if profile_id not in profiles:
+        raise KeyError(f"unknown hardware profile {profile_id!r}; known: {', '.join(sorted(profiles))}")
+    return profiles[profile_id]
+
+
+# --------------------------------------------------------------------------- host detection
+
+
+class GpuInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    name: str
+    memory_bytes: int | None = None
+
+
+class HostInfo(BaseModel):
+    """What this machine reports about itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpu_model: str
+    machine: str
+    system: str
+    logical_cores: int
+    physical_cores: int | None
+    memory_bytes: int
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    gpu_detection: str = ""
+
+
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _detect_gpus() -> tuple[list[GpuInfo], str]:
+    try:
+        import pynvml
+    except ImportError:
+        return [], "nvidia-ml-py not installed"
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError: no driver / no device
+        return [], f"NVML unavailable: {exc}"
+    try:
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            if isinstance(name, bytes):
+                name = name.decode()
+            mem = int(pynvml.nvmlDeviceGetMemoryInfo(h).total)
+            gpus.append(GpuInfo(index=i, name=name, memory_bytes=mem))
+        return gpus, "nvml"
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def detect_host(cpuinfo: str | Path = "/proc/cpuinfo") -> HostInfo:
+    """CPU model (``/proc/cpuinfo``, else :mod:`platform`), cores and memory (psutil), GPUs (NVML)."""
+    import psutil
+
+    gpus, how = _detect_gpus()
+    return HostInfo(
+        cpu_model=_cpu_model(Path(cpuinfo)),
+        machine=platform.machine(),
+        system=platform.system(),
+        logical_cores=psutil.cpu_count(logical=True) or 1,
+        physical_cores=psutil.cpu_count(logical=False),
+        memory_bytes=int(psutil.virtual_memory().total),
+        gpus=gpus,
+        gpu_detection=how,
+    )
+
+
+def _norm(s: str) -> str:
+    s = s.lower()
+    s = re.sub(r"\((r|tm|c)\)", " ", s)
+    s = re.sub(r"@.*$", " ", s)
+    s = re.sub(r"\b(cpu|processor|nvidia|amd|intel|tesla)\b", " ", s)
+    s = re.sub(r"[^a-z0-9+]+", " ", s)
+    return " ".join(s.split())
+
+
+def _matches(reported: str, profile: HardwareProfile) -> bool:
+    rep = f" {_norm(reported)} "
+    for cand in [*profile.aliases, profile.model]:
+        c = _norm(cand)
+        if c and f" {c} " in rep:
+            return True
+    return False
+
+
+def estimated_thread_price(profiles: dict[str, HardwareProfile] | None) -> tuple[float, str] | None:
+    """Median on-demand USD per hardware thread-hour over the shipped CPU profiles with a price
+    (cloud vCPUs are hardware threads), and a description of the rule."""
+    rates = sorted(
+        p.prices[-1].usd_per_device_hour / p.threads
+        for p in (profiles or {}).values()
+        if p.kind == "cpu" and p.prices and p.threads
+    )
+    if not rates:
+        return None
+    mid = len(rates) // 2
+    median = rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+    ids = ", ".join(sorted(p.id for p in (profiles or {}).values() if p.kind == "cpu" and p.prices and p.threads))
+    return median, f"estimate: median on-demand USD per hardware thread-hour of shipped CPU profiles ({ids})"
+
+
+def local_profile(host: HostInfo, profiles: dict[str, HardwareProfile] | None = None) -> HardwareProfile:
+    """A ``local`` CPU profile built from what was detected; power and price are not from a source.
+
+    Rule (recorded in ``notes`` and in ``estimated``): ``tdp_w = max(10, 7 W x physical cores)``
+    and ``idle_w = 0.3 x tdp_w``. Price: logical cores x the median USD per thread-hour of the
+    shipped CPU profiles (:func:`estimated_thread_price`), flagged uncertain; override it with
+    :func:`apply_overrides` for a real figure.
+    """
+    cores = host.physical_cores or max(1, host.logical_cores // 2)
+    tdp = max(LOCAL_MIN_TDP_W, LOCAL_W_PER_CORE * cores)
+    idle = round(LOCAL_IDLE_FRACTION * tdp, 3)
+    slug = re.sub(r"[^a-z0-9]+", "-", _norm(host.cpu_model)).strip("-")[:48] or "cpu"
+    prices = []
+    rate = estimated_thread_price(profiles)
+    if rate is not None:
+        prices.append(
+            Price(
+                provider="estimate",
+                instance=f"{host.logical_cores} hardware threads",
+                usd_per_device_hour=round(rate[0] * host.logical_cores, 6),
+                date=date.today().isoformat(),
+                source=rate[1],
+                uncertain=True,
+            )
+        )
+    return HardwareProfile(
+        id=f"local-{slug}",
+        kind="cpu",
+        vendor="unknown",
+        model=host.cpu_model,
+        memory_gb=round(host.memory_bytes / 1e9, 3),
+        tdp_w=tdp,
+        idle_w=idle,
+        cores=cores,
+        threads=host.logical_cores,
+        supported_backends=["null", "torch", "onnxruntime"],
+        sources=["detected: /proc/cpuinfo, psutil"],
+        notes=(
+            f"local profile generated from the host; tdp_w = max({LOCAL_MIN_TDP_W:g}, "
+            f"{LOCAL_W_PER_CORE:g} W x {cores} physical cores), idle_w = {LOCAL_IDLE_FRACTION:g} x tdp_w "
+            "(estimated rule, not a datasheet value); price = logical cores x median cloud price per "
+            "hardware thread (estimate; set a real one with an override)"
+        ),
+        estimated=["tdp_w", "idle_w"],
+        prices=prices,
+    )
+
+
+def match_host(host: HostInfo, profiles: dict[str, HardwareProfile], device: str = "cpu") -> HardwareProfile:
+    """The shipped profile for ``device`` of this host, else a ``local`` profile (CPU only).
+
+    ``device`` is ``cpu`` or ``cuda:N``. CPUs match on the model string (``model`` or one of the
+    ``aliases`` appears, normalised, in ``/proc/cpuinfo``'s model name); GPUs on the NVML name.
+    An unmatched GPU raises ``LookupError`` (no rule to estimate a GPU's specs).
+    """
+    if device == "cpu":
+        for p in profiles.values():
+            if p.kind == "cpu" and _matches(host.cpu_model, p):
+                return p
+        return local_profile(host, profiles)
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not m:
+        raise ValueError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N")
+    idx = int(m.group(1) or 0)
+    gpu = next((g for g in host.gpus if g.index == idx), None)
+    if gpu is None:
+        raise LookupError(f"device {device} not found on this host ({host.gpu_detection or 'no GPUs'})")
+    for p in profiles.values():
+        if p.kind == "gpu" and _matches(gpu.name, p):
+            return p
+    known = ", ".join(sorted(k for k, p in profiles.items() if p.kind == "gpu"))
+    raise LookupError(f"no hardware profile matches GPU {gpu.name!r}; known GPU profiles: {known}")
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+class Overrides(BaseModel):
+    """User overrides for a profile (YAML keys of the same names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str | None = Field(None, description="profile id these overrides apply to (optional)")
+    tdp_w: float | None = Field(None, gt=0)
+    idle_w: float | None = Field(None, ge=0)
+    usd_per_hour: float | None = Field(None, gt=0)
+    price_date: str | None = None
+    price_source: str | None = None
+
+
+def apply_overrides(
+    profile: HardwareProfile,
+    *,
+    tdp_w: float | None = None,
+    idle_w: float | None = None,
+    usd_per_hour: float | None = None,
+    price_date: str | None = None,
+    price_source: str | None = None,
+) -> HardwareProfile:
+    """A copy of ``profile`` with user-supplied power and price (validated again).
+
+    An overridden field leaves ``uncertain``/``estimated``; a user price becomes the first price
+    with ``pricing_model='user'`` and today's date unless ``price_date`` is given.
+    """
+    data = profile.model_dump()
+    changed: list[str] = []
+    if tdp_w is not None:
+        data["tdp_w"] = tdp_w
+        changed.append("tdp_w")
+    if idle_w is not None:
+        data["idle_w"] = idle_w
+        changed.append("idle_w")
+    if usd_per_hour is not None:
+        price = {
+            "provider": "user",
+            "instance": "override",
+            "usd_per_device_hour": usd_per_hour,
+            "pricing_model": "user",
+            "date": price_date or date.today().isoformat(),
+            "source": price_source or "user override",
+        }
+        data["prices"] = [price, *data["prices"]]
+        changed.append("prices")
+    if not changed:
+        return profile
+    for listname in ("uncertain", "estimated"):
+        data[listname] = [f for f in data[listname] if f.split(".")[0].split("[")[0] not in changed]
+    data["notes"] = (data["notes"] + f" | overridden by user: {', '.join(changed)}").strip(" |")
+    try:
+        return HardwareProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(f"invalid overrides for profile {profile.id!r}: {exc}") from None
+
+
+def load_overrides(path: str | Path) -> Overrides:
+    """Read an overrides YAML file (keys: profile, tdp_w, idle_w, usd_per_hour, price_date, price_source)."""
+    import yaml
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    try:
+        return Overrides.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(
+            _format_validation(path, yaml.compose(text), exc).replace("invalid hardware profile", "invalid overrides")
+        ) from None
+
+
+def apply_overrides_file(profile: HardwareProfile, path: str | Path) -> HardwareProfile:
+    """Apply the overrides in ``path`` (its ``profile`` key, if set, must equal ``profile.id``)."""
+    o = load_overrides(path)
+    if o.profile is not None and o.profile != profile.id:
+        raise ProfileError(f"{path}: field 'profile': overrides are for {o.profile!r}, not {profile.id!r}")
+    return apply_overrides(
+        profile,
+        tdp_w=o.tdp_w,
+        idle_w=o.idle_w,
+        usd_per_hour=o.usd_per_hour,
+        price_date=o.price_date,
+        price_source=o.price_source,
+    )

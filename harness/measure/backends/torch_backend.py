@@ -1,0 +1,134 @@
+"""PyTorch backend: eager under ``inference_mode``, optional ``torch.compile``.
+
+Options: ``threads`` (intra-op threads), ``interop_threads``, ``compile`` (bool),
+``compile_mode`` (``default``/``reduce-overhead``/``max-autotune``), ``dtype``
+(``fp32``/``bf16``/``fp16``; floating inputs are cast, integer inputs kept).
+
+On ``cuda`` devices ``infer`` calls ``torch.cuda.synchronize()`` before returning, so the
+host clock reading that follows sees completed work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.measure.backends.base import Backend, BackendUnavailable, Capabilities
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+class TorchBackend(Backend):
+    name: ClassVar[str] = "torch"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        devices=("cpu", "cuda"),
+        dtypes=("fp32", "bf16", "fp16"),
+        streaming=True,
+        options={
+            "threads": "intra-op threads (torch.set_num_threads); default: library default",
+            "interop_threads": "inter-op threads (set once per process)",
+            "compile": "wrap the module in torch.compile (bool)",
+            "compile_mode": "torch.compile mode: default | reduce-overhead | max-autotune",
+            "dtype": "fp32 | bf16 | fp16",
+        },
+    )
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return False, "torch is not installed: pip install 'inference-harness[torch]'"
+        return True, ""
+
+    def load(self, workload: Any, device: str = "cpu") -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendUnavailable(self.available()[1]) from exc
+        self._torch = torch
+        dtype_name = self.options.get("dtype", "fp32")
+        if dtype_name not in _DTYPES:
+            raise ValueError(f"torch backend: dtype {dtype_name!r} not one of {sorted(_DTYPES)}")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("device 'cuda' requested but torch.cuda.is_available() is False")
+        if "threads" in self.options:
+            torch.set_num_threads(int(self.options["threads"]))
+        if "interop_threads" in self.options:
+            try:
+                torch.set_num_interop_threads(int(self.options["interop_threads"]))
+            except RuntimeError as exc:  # settable once per process; describe() shows the effective value
+                self._interop_error = str(exc)
+        self.device = device
+        self._dtype = getattr(torch, _DTYPES[dtype_name])
+        module = workload.build_torch().eval().to(device=device, dtype=self._dtype)
+        self._eager = module
+        if self.options.get("compile", False):
+            module = torch.compile(module, mode=self.options.get("compile_mode", "default"))
+        self._module = module
+        self._cuda = device.startswith("cuda")
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+        torch = self._torch
+        out = []
+        for arr in inputs.values():
+            t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+            if t.is_floating_point():
+                t = t.to(self._dtype)
+            out.append(t)
+        return tuple(out)
+
+    def infer(self, prepared: tuple[Any, ...]) -> Any:
+        with self._torch.inference_mode():
+            out = self._module(*prepared)
+        if self._cuda:
+            self._torch.cuda.synchronize()
+        return out
+
+    def to_numpy(self, outputs: Any) -> list[np.ndarray]:
+        if isinstance(outputs, Mapping):
+            outputs = list(outputs.values())
+        if not isinstance(outputs, (tuple, list)):
+            outputs = [outputs]
+        return [o.detach().float().cpu().numpy() for o in outputs]
+
+    def generate(self, prompt_ids: np.ndarray, max_new_tokens: int) -> Iterator[int]:
+        """Greedy generation with the module's KV cache: ``prefill`` then ``decode`` per token.
+        Each yield happens after ``.item()``, i.e. once the token is host-visible."""
+        torch = self._torch
+        m = self._eager
+        if not (hasattr(m, "prefill") and hasattr(m, "decode")):
+            raise NotImplementedError("this workload has no prefill/decode (not a generative model)")
+        ids = torch.from_numpy(np.ascontiguousarray(prompt_ids).reshape(1, -1)).to(self.device)
+        with torch.inference_mode():
+            logits, cache = m.prefill(ids)
+            tok = int(logits[0].argmax().item())
+            yield tok
+            for _ in range(max_new_tokens - 1):
+                nxt = torch.tensor([[tok]], dtype=ids.dtype, device=self.device)
+                logits, cache = m.decode(nxt, cache)
+                tok = int(logits[0].argmax().item())
+                yield tok
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        torch = self._torch
+        d.update(
+            torch_version=torch.__version__,
+            threads=torch.get_num_threads(),
+            interop_threads=torch.get_num_interop_threads(),
+            dtype=self.options.get("dtype", "fp32"),
+            compiled=bool(self.options.get("compile", False)),
+        )
+        if getattr(self, "_interop_error", None):
+            d["interop_threads_requested"] = self.options["interop_threads"]
+            d["interop_threads_note"] = f"not applied: {self._interop_error}"
+        if self._cuda:
+            d["cuda_device"] = torch.cuda.get_device_name(torch.device(self.device))
+        return d
+
+    def close(self) -> None:
+        self._module = None
+        self._eager = None

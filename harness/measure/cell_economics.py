@@ -1,0 +1,59 @@
+"""Attach energy and cost metrics to a cell, keeping each number's provenance.
+
+Energy comes from the meter readings of the measurement window (``measured:*`` counters or
+``estimated:tdp-model``); cost from the hardware profile's dated price. The formulas live in
+:mod:`harness.core.economics`; this module only maps a cell's measured rates onto them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.core.metrics import Metric
+
+
+def attach_energy_and_cost(
+    metrics: dict[str, Metric],
+    readings: list[Any],
+    profile: Any,
+) -> dict[str, Metric]:
+    """Energy, power, J/inference, $/1M and memory metrics for one cell.
+
+    Power is the meters' mean over the measurement window; J/inference divides it by the
+    scenario's throughput over the same measurement (for open-loop scenarios the meter window
+    also spans the issuer's start-up and the drain of the last queries, a few ms)."""
+    from harness.measure.meters.select import energy_summary
+
+    out: dict[str, Metric] = {}
+    es = energy_summary(readings)
+    power_w, prov = es["power_w"], es["provenance"]
+    note = "; ".join(es["notes"])
+    if power_w is not None and es["valid"]:
+        out["power_w"] = Metric(value=power_w, unit="W", provenance=prov, method=note)
+        out["energy_j"] = Metric(value=es["energy_j"], unit="J", provenance=prov, method=note)
+    elif power_w is not None:
+        out["power_w"] = Metric(value=None, unit="W", provenance=prov, method=f"invalid reading: {note}")
+    for r in readings:
+        if r.quantity == "memory_peak":
+            out["peak_rss_bytes"] = Metric(value=r.value, unit="B", provenance=r.provenance, method=r.scope)
+        elif r.quantity == "device_memory_peak":
+            prev = out.get("device_memory_bytes")
+            total = r.value + (prev.value or 0.0 if prev else 0.0)
+            out["device_memory_bytes"] = Metric(value=total, unit="B", provenance=r.provenance, method=r.note)
+    thr = metrics["throughput"].value if "throughput" in metrics else None
+    tok = metrics["output_tokens_per_s"].value if "output_tokens_per_s" in metrics else None
+    if profile is None or (thr is None and tok is None):
+        return out
+    from harness.core.economics import cell_economics
+
+    econ = cell_economics(
+        throughput_per_s=thr,
+        power_w=out["power_w"].value if "power_w" in out else None,
+        power_provenance=prov,
+        profile=profile,
+        tokens_per_s=tok,
+    )
+    for name, m in econ.items():
+        if name not in out:  # power_w (with its validity note) is set above, once
+            out[name] = m if isinstance(m, Metric) else Metric(**m)
+    return out

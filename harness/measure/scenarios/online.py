@@ -1,0 +1,536 @@
+"""Online scenario [MLPerf Server]: open-loop arrivals into a dynamic batcher.
+
+A seeded schedule (:mod:`harness.measure.load.arrivals`) is generated before the clock starts. The calling
+thread is the *issuer*: it waits for each scheduled time (sleep until ``harness.core.clock.SPIN_NS``
+before, then spin) and hands the query to the server queue. While serving, the GIL switch
+interval is lowered to ``SWITCH_INTERVAL_S`` so a spinning issuer never holds a worker off
+for long. One worker thread per model instance asks the
+:class:`~harness.measure.load.batching.DynamicBatcher` policy what to do and runs ``backend.infer`` on a
+staged batch of exactly the dispatched size (a pool per size ``1..max_batch_size`` is staged
+before the clock; nothing is staged on the clock).
+
+Per query the raw record holds ``scheduled_ns``, ``issued_ns``, ``dispatch_ns`` (service
+start), ``completed_ns``, ``served_batch`` (queries in the batch it was served in), ``instance``
+and ``batch_size`` (samples per query). **Latency = completed - scheduled**: lag in the issuer is charged to latency,
+so a stalled system cannot throttle its own offered load. Issue delay (issued - scheduled)
+is reported apart; the run is flagged (``generator_kept_up = False``) when more than 1 % of
+queries were issued more than 1 ms late. Queue time = dispatch - issued; service time =
+completed - dispatch.
+
+The schedule spans ``stop.min_duration_s`` at ``target_qps`` and holds at least
+``stop.min_queries`` queries (extended at the same rate when needed; ``stop.max_queries``
+and ``stop.max_duration_s`` cap it, and a run cut short of its minimums is flagged). Queries still unfinished ``stop.max_duration_s`` after the start are dropped and
+the run is marked invalid (``all_completed = False``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from harness.core import stats
+from harness.core.clock import SPIN_NS, now_ns, wait_until_ns
+from harness.core.metrics import Metric
+from harness.core.records import latency_ns
+from harness.measure.load import arrivals
+from harness.measure.load.batching import Dispatch, DynamicBatcher
+from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
+
+#: a query issued more than this late counts as "late" for the generator check
+LATE_NS = 1_000_000
+#: the run is flagged when more than this fraction of queries is late (perf_analyzer's rule)
+LATE_FRACTION = 0.01
+#: the first query is scheduled this long after the issuer starts
+LEAD_NS = 2_000_000
+#: GIL switch interval while serving (s); restored afterwards
+SWITCH_INTERVAL_S = 1e-4
+
+
+class OnlineOptions(ScenarioOptions):
+    """Options of the ``online`` scenario (a suite cell's ``scenario_options``)."""
+
+    target_qps: float = Field(100.0, gt=0, description="offered load: mean arrival rate (queries/s)")
+    arrival: Literal["poisson", "constant", "gamma", "trace"] = Field(
+        "poisson", description="arrival process: poisson (exponential gaps), constant, gamma, trace"
+    )
+    burstiness: float = Field(1.0, gt=0, description="gamma arrivals: CV^2 of the gaps (1 = Poisson)")
+    trace_file: str | None = Field(None, description="trace arrivals: CSV of timestamps, rescaled to target_qps")
+    exact_rate: bool = Field(True, description="rescale the drawn schedule so its mean rate is exactly target_qps")
+    max_batch_size: int = Field(1, ge=1, description="dynamic batcher: largest batch (queries)")
+    max_queue_delay_ms: float = Field(0.0, ge=0, description="dynamic batcher: longest hold of a query")
+    preferred_batch_sizes: tuple[int, ...] = Field((), description="dynamic batcher: sizes dispatched at once")
+    instances: int = Field(1, ge=1, description="model instances (one worker thread each)")
+    slo_ms: float | None = Field(None, gt=0, description="latency SLO for goodput and pass/fail (ms)")
+    target_percentile: float = Field(0.99, gt=0, lt=1, description="percentile the SLO applies to")
+    confidence: float = Field(0.99, gt=0, lt=1, description="MLPerf early-stopping confidence")
+
+    @model_validator(mode="after")
+    def _check(self) -> OnlineOptions:
+        if self.arrival == "trace" and not self.trace_file:
+            raise ValueError("arrival 'trace' needs trace_file (a CSV of timestamps)")
+        bad = [s for s in self.preferred_batch_sizes if not 1 <= s <= self.max_batch_size]
+        if bad:
+            raise ValueError(f"preferred_batch_sizes {bad} must lie in 1..max_batch_size={self.max_batch_size}")
+        return self
+
+    def policy(self) -> DynamicBatcher:
+        return DynamicBatcher(
+            self.max_batch_size, int(round(self.max_queue_delay_ms * 1e6)), self.preferred_batch_sizes
+        )
+
+
+@dataclass
+class OpenLoopRun:
+    """Raw outcome of :func:`serve` (absolute ``perf_counter_ns``; 0 = never happened)."""
+
+    start_ns: int  # schedule origin
+    end_ns: int  # nominal end of the schedule: start + count / rate
+    scheduled_ns: np.ndarray
+    issued_ns: np.ndarray
+    dispatch_ns: np.ndarray
+    completed_ns: np.ndarray
+    batch_size: np.ndarray
+    instance: np.ndarray
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.completed_ns > 0
+
+    def columns(self, samples_per_query: int = 1) -> dict[str, np.ndarray]:
+        n = self.scheduled_ns.size
+        return {
+            "query_id": np.arange(n, dtype=np.int64),
+            "batch_size": np.full(n, samples_per_query, dtype=np.int64),
+            "served_batch": self.batch_size,
+            "scheduled_ns": self.scheduled_ns,
+            "issued_ns": self.issued_ns,
+            "dispatch_ns": self.dispatch_ns,
+            "completed_ns": self.completed_ns,
+            "instance": self.instance,
+        }
+
+
+def pool_depth(k: int) -> int:
+    """Staged batches per size ``k``: 8 distinct singles, fewer of the larger sizes."""
+    return max(1, 8 // k)
+
+
+def stage_pools(ctx: CellContext, max_batch_size: int, samples_per_query: int = 1) -> dict[int, list[Any]]:
+    """Stage ``pool_depth(k)`` batches of every size ``k`` in ``1..max_batch_size`` (untimed)."""
+    return {
+        k: [ctx.batch(k * samples_per_query, i) for i in range(pool_depth(k))] for k in range(1, max_batch_size + 1)
+    }
+
+
+def serve(
+    infer: Callable[[Any], Any],
+    pools: Mapping[int, Sequence[Any]],
+    offsets_ns: np.ndarray,
+    policy: DynamicBatcher,
+    instances: int = 1,
+    *,
+    nominal_span_ns: int | None = None,
+    deadline_ns: int | None = None,
+    clock: Callable[[], int] = now_ns,
+) -> OpenLoopRun:
+    """Issue queries at ``start + offsets_ns`` into ``policy``-batched worker threads.
+
+    ``pools[k]`` are staged batches of ``k`` queries. ``deadline_ns`` (relative to the start)
+    bounds the whole run: queries not dispatched by then are dropped (``completed_ns = 0``).
+    Exceptions raised by ``infer`` stop the run and are re-raised here.
+    """
+    offsets = np.asarray(offsets_ns, dtype=np.int64)
+    n = int(offsets.size)
+    missing = [k for k in range(1, policy.max_batch_size + 1) if not pools.get(k)]
+    if missing:
+        raise ValueError(f"no staged batches for dispatch sizes {missing}")
+    issued = [0] * n
+    dispatch = [0] * n
+    completed = [0] * n
+    bsize = [0] * n
+    inst_of = [-1] * n
+    cond = threading.Condition(threading.Lock())
+    q: deque[int] = deque()
+    idle = [0]
+    flags = {"closing": False, "abort": False}
+    errors: list[BaseException] = []
+    decide = policy.decide
+
+    def worker(inst: int) -> None:
+        popleft = q.popleft
+        wait = cond.wait
+        counters = dict.fromkeys(pools, 0)
+        try:
+            while True:
+                with cond:
+                    while True:
+                        if flags["abort"]:
+                            return
+                        ql = len(q)
+                        if ql:
+                            d = decide(ql, issued[q[0]], clock())
+                            if d.__class__ is Dispatch:
+                                ids = [popleft() for _ in range(d.size)]  # type: ignore[union-attr]
+                                break
+                            timeout: float | None = max(d.until_ns - clock(), 0) * 1e-9  # type: ignore[union-attr,operator]
+                        elif flags["closing"]:
+                            return
+                        else:
+                            timeout = None
+                        idle[0] += 1
+                        wait(timeout)
+                        idle[0] -= 1
+                k = len(ids)
+                pool = pools[k]
+                c = counters[k]
+                counters[k] = c + 1
+                b = pool[c % len(pool)]
+                ts = clock()
+                infer(b)
+                te = clock()
+                for j in ids:
+                    dispatch[j] = ts
+                    completed[j] = te
+                    bsize[j] = k
+                    inst_of[j] = inst
+        except BaseException as exc:  # re-raised in the issuer thread
+            errors.append(exc)
+            with cond:
+                flags["abort"] = True
+                cond.notify_all()
+
+    old_switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(old_switch, SWITCH_INTERVAL_S))
+    threads = [
+        threading.Thread(target=worker, args=(i,), name=f"online-instance-{i}", daemon=True) for i in range(instances)
+    ]
+    for t in threads:
+        t.start()
+    start = clock() + LEAD_NS
+    sched = (offsets + start).tolist()
+    append = q.append
+    notify = cond.notify
+    try:
+        for i, target in enumerate(sched):  # the issue path: keep it minimal
+            issued[i] = wait_until_ns(target, SPIN_NS, clock)
+            with cond:
+                append(i)
+                if idle[0]:
+                    notify()
+            if flags["abort"]:
+                break
+    finally:
+        with cond:
+            flags["closing"] = True
+            cond.notify_all()
+        limit = None if deadline_ns is None else start + deadline_ns
+        for t in threads:
+            t.join(None if limit is None else max((limit - clock()) * 1e-9, 0.0))
+        if any(t.is_alive() for t in threads):
+            with cond:
+                flags["abort"] = True  # drop what is still queued; running batches finish
+                cond.notify_all()
+            for t in threads:
+                t.join()
+        sys.setswitchinterval(old_switch)
+    if errors:
+        raise errors[0]
+    span = nominal_span_ns if nominal_span_ns is not None else (int(offsets[-1]) if n else 0)
+    return OpenLoopRun(
+        start_ns=start,
+        end_ns=start + span,
+        scheduled_ns=offsets + start,
+        issued_ns=np.asarray(issued, dtype=np.int64),
+        dispatch_ns=np.asarray(dispatch, dtype=np.int64),
+        completed_ns=np.asarray(completed, dtype=np.int64),
+        batch_size=np.asarray(bsize, dtype=np.int64),
+        instance=np.asarray(inst_of, dtype=np.int64),
+    )
+
+
+def make_schedule(
+    o: OnlineOptions,
+    rate_qps: float,
+    seed: int,
+    *,
+    duration_s: float | None = None,
+    min_count: int = 1,
+    max_count: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Offsets (ns) of the schedule for ``rate_qps`` and its nominal span (count / rate, ns).
+
+    The schedule never spans more than ``stop.max_duration_s``: when ``min_count`` would need
+    longer, the run is shorter than its minimum and ``min_queries_met`` is false."""
+    dur = o.stop.min_duration_s if duration_s is None else duration_s
+    count = max(int(round(rate_qps * dur)), min_count, 1)
+    if max_count is not None:
+        count = min(count, max_count)
+    count = max(1, min(count, int(rate_qps * o.stop.max_duration_s)))
+    offs = arrivals.schedule(
+        o.arrival,
+        rate_qps,
+        count=count,
+        seed=seed,
+        burstiness=o.burstiness,
+        trace_file=o.trace_file,
+        exact_rate=o.exact_rate,
+    )
+    return offs, int(round(count / rate_qps * 1e9))
+
+
+def _pct_ms(x_ns: np.ndarray, q: float) -> float | None:
+    """LoadGen-method percentile of nanosecond values, in ms (None when empty)."""
+    return None if x_ns.size == 0 else stats.percentile(x_ns, q) / stats.NS_PER_MS
+
+
+def summarize_online(
+    run: OpenLoopRun,
+    rate_qps: float,
+    o: OnlineOptions,
+    *,
+    samples_per_query: int = 1,
+) -> tuple[dict[str, Metric], dict[str, bool], dict[str, Any]]:
+    """Metrics, validity flags and extra details of one open-loop run (see docs/scenarios.md)."""
+    from harness.measure.scenarios.summary import latency_metrics, window_throughput
+
+    done = run.done
+    n = int(run.scheduled_ns.size)
+    n_done = int(done.sum())
+    lat = latency_ns(run.completed_ns, run.scheduled_ns)[done]
+    delay = run.issued_ns - run.scheduled_ns
+    issued_mask = run.issued_ns > 0
+    queue = (run.dispatch_ns - run.issued_ns)[done]
+    service = (run.completed_ns - run.dispatch_ns)[done]
+    last = int(run.completed_ns[done].max()) if n_done else run.end_ns
+    window_ns = max(run.end_ns, last) - run.start_ns
+    window_s = window_ns / 1e9 if window_ns > 0 else float("nan")
+    q = o.target_percentile
+    metrics: dict[str, Metric] = latency_metrics(lat, q) if n_done else {}
+    metrics["offered_qps"] = Metric(value=float(rate_qps), unit="queries/s", method="target arrival rate")
+    metrics["achieved_qps"] = Metric(
+        value=n_done / window_s,
+        unit="queries/s",
+        method="completed queries / (max(schedule end, last completion) - schedule start)",
+    )
+    metrics["throughput"] = Metric(value=n_done * samples_per_query / window_s, unit="samples/s")
+    pm = "sorted[floor(n*p)] (LoadGen)"
+    for name, arr, p in (
+        ("issue_delay_p50", delay[issued_mask], 0.5),
+        ("issue_delay_p99", delay[issued_mask], 0.99),
+        ("queue_time_p50", queue, 0.5),
+        ("queue_time_p99", queue, 0.99),
+        ("service_time_p50", service, 0.5),
+        ("service_time_p99", service, 0.99),
+    ):
+        metrics[name] = Metric(value=_pct_ms(arr, p), unit="ms", method=pm)
+    if n_done:
+        metrics["batch_size_mean"] = Metric(value=float(run.batch_size[done].mean()), unit="queries")
+    late_frac = float(np.mean(delay[issued_mask] > LATE_NS)) if issued_mask.any() else 1.0
+    validity = {
+        "min_duration_met": (run.end_ns - run.start_ns) >= o.stop.min_duration_s * 1e9 - 1,
+        "min_queries_met": n_done >= o.stop.min_queries,
+        "all_completed": n_done == n,
+        "generator_kept_up": late_frac <= LATE_FRACTION,
+    }
+    extra: dict[str, Any] = {
+        "queries_scheduled": n,
+        "queries_completed": n_done,
+        "late_fraction": late_frac,
+        "window_ns": window_ns,
+        "rate_qps": rate_qps,
+    }
+    if n_done:
+        es = stats.early_stopping_percentile(lat, q, o.confidence)
+        validity["early_stopping_met"] = bool(es.valid)
+        extra["early_stopping"] = {"n": es.n, "min_queries": es.min_queries}
+        if es.valid:
+            metrics["latency_early_stop"] = Metric(
+                value=es.conservative_value / 1e6,
+                unit="ms",
+                method=f"MLPerf early stopping, p{q * 100:g} at confidence {o.confidence}",
+            )
+        # steady state: median latency over the last 3 windows of the schedule (in schedule
+        # order) within 10 % (perf_analyzer's rule); throughput is fixed by the schedule and
+        # checked as achieved vs offered
+        if n_done >= 30:
+            ss = stats.steady_state(lat, n_windows=3, tolerance=0.10)
+            validity["steady_state"] = bool(ss.stable)
+            extra["steady_state"] = {"window_medians_ms": [m / 1e6 for m in ss.window_medians], "ratio": ss.ratio}
+        wt = window_throughput(run.completed_ns[done], np.ones(n_done, dtype=np.int64))
+        extra["window_throughput"] = [float(x) for x in wt]
+    if o.slo_ms is not None:
+        slo_ns = o.slo_ms * 1e6
+        good = int(np.sum(lat <= slo_ns))
+        metrics["goodput"] = Metric(
+            value=good / window_s, unit="queries/s", method=f"completed queries with latency <= {o.slo_ms} ms / window"
+        )
+        pq = _pct_ms(lat, q)
+        es_val = metrics.get("latency_early_stop")
+        basis = es_val.value if es_val is not None else pq
+        extra["slo_ms"] = o.slo_ms
+        extra["slo_basis"] = "early_stop" if es_val is not None else f"plain p{q * 100:g} (early stopping not met)"
+        validity["slo_met"] = bool(basis is not None and basis <= o.slo_ms and n_done == n)
+    return metrics, validity, extra
+
+
+def measure_rate(
+    ctx: CellContext,
+    o: OnlineOptions,
+    rate_qps: float,
+    pools: Mapping[int, Sequence[Any]],
+    *,
+    seed: int,
+    in_window: bool,
+    warmup: bool = True,
+) -> tuple[OpenLoopRun, dict[str, Any]]:
+    """One full open-loop run at ``rate_qps`` (warm-up outside the window, then the schedule;
+    inside ``ctx.window()`` when ``in_window``)."""
+    policy = o.policy()
+    infer = ctx.backend.infer
+    info: dict[str, Any] = {}
+    if warmup and (o.stop.warmup_s > 0 or o.stop.warmup_queries > 0):
+        w_offs, w_span = make_schedule(
+            o, rate_qps, seed + 1_000_003, duration_s=o.stop.warmup_s, min_count=max(o.stop.warmup_queries, 1)
+        )
+        w = serve(
+            infer,
+            pools,
+            w_offs,
+            policy,
+            o.instances,
+            nominal_span_ns=w_span,
+            deadline_ns=int(max(o.stop.warmup_s * 4, 1.0) * 1e9) + 30 * 10**9,
+        )
+        wd = w.done
+        info = {
+            "queries": int(wd.sum()),
+            "duration_s": (int(w.completed_ns[wd].max()) - w.start_ns) / 1e9 if wd.any() else 0.0,
+            "first_query_ms": (int(w.completed_ns[0]) - int(w.scheduled_ns[0])) / 1e6 if wd[0] else None,
+        }
+    offs, span = make_schedule(o, rate_qps, seed, min_count=o.stop.min_queries, max_count=o.stop.max_queries)
+    deadline = int(o.stop.max_duration_s * 1e9)
+    if in_window:
+        with ctx.window():
+            run = serve(infer, pools, offs, policy, o.instances, nominal_span_ns=span, deadline_ns=deadline)
+    else:
+        run = serve(infer, pools, offs, policy, o.instances, nominal_span_ns=span, deadline_ns=deadline)
+    return run, info
+
+
+class OnlineScenario(Scenario):
+    """Online [MLPerf Server]: Poisson (or other) arrivals at ``target_qps`` into a dynamic
+    batcher; headline the target-percentile latency (MLPerf early stopping when it holds)."""
+
+    name: ClassVar[str] = "online"
+    Options: ClassVar[type[ScenarioOptions]] = OnlineOptions
+    headline: ClassVar[str] = "latency_p99"
+
+    def run(self, ctx: CellContext) -> ScenarioResult:
+        o = self.options
+        assert isinstance(o, OnlineOptions)
+        pools = stage_pools(ctx, o.max_batch_size, o.batch_size)
+        run, warm = measure_rate(ctx, o, o.target_qps, pools, seed=ctx.seed, in_window=True)
+        metrics, validity, extra = summarize_online(run, o.target_qps, o, samples_per_query=o.batch_size)
+        end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
+        return ScenarioResult(
+            queries=run.columns(o.batch_size),
+            metrics=metrics,
+            validity=validity,
+            warmup=warm,
+            extra=extra,
+            window_ns=(run.start_ns, end),
+        )
+
+
+class OnlinePeakOptions(OnlineOptions):
+    """``online-peak``: search the highest QPS whose ``target_percentile`` latency meets
+    ``slo_ms`` (``target_qps`` is the starting rate)."""
+
+    slo_ms: float | None = Field(..., gt=0, description="latency SLO (ms) that every passing probe meets")
+    rel_tol: float = Field(0.05, gt=0, lt=1, description="stop bisecting when (fail - pass) / pass <= rel_tol")
+    max_probes: int = Field(16, ge=1, description="most probes (full runs) before the search stops")
+    max_qps: float | None = Field(None, gt=0, description="never probe above this rate")
+
+
+def probe_from_run(run: OpenLoopRun, rate_qps: float, o: OnlineOptions) -> Any:
+    """Summarise a run as a :class:`harness.measure.load.peak.Probe`."""
+    from harness.measure.load.peak import Probe
+
+    metrics, validity, extra = summarize_online(run, rate_qps, o)
+    es = metrics.get("latency_early_stop")
+    key = f"latency_p{o.target_percentile * 100:g}"
+    plain = metrics.get(key)
+    lat = es.value if es is not None else (plain.value if plain is not None else None)
+    achieved = metrics["achieved_qps"].value
+    return Probe(
+        qps=rate_qps,
+        latency_ms=lat,
+        valid=all(validity.values()),
+        passed=bool(validity.get("slo_met", False)),
+        details={
+            "validity": validity,
+            "achieved_qps": achieved,
+            "latency_basis": "early_stop" if es is not None else key,
+            "late_fraction": extra["late_fraction"],
+        },
+    )
+
+
+class OnlinePeakScenario(Scenario):
+    """Highest offered load meeting the latency SLO (LoadGen's find-peak mode): widen, then
+    bisect; every probe is a full run outside the measurement window; the best passing rate
+    is then re-run inside ``ctx.window()`` and that confirmatory run is the cell's result."""
+
+    name: ClassVar[str] = "online-peak"
+    Options: ClassVar[type[ScenarioOptions]] = OnlinePeakOptions
+    headline: ClassVar[str] = "peak_qps"
+
+    def run(self, ctx: CellContext) -> ScenarioResult:
+        from harness.measure.load.peak import drive, peak_profile
+
+        o = self.options
+        assert isinstance(o, OnlinePeakOptions)
+        pools = stage_pools(ctx, o.max_batch_size, o.batch_size)
+        counter = [0]
+
+        def probe(rate: float) -> Any:
+            counter[0] += 1
+            run, _ = measure_rate(ctx, o, rate, pools, seed=ctx.seed + counter[0], in_window=False)
+            ctx.progress(min(counter[0] / (o.max_probes + 1), 0.95))
+            return probe_from_run(run, rate, o)
+
+        result = drive(peak_profile(o.target_qps, rel_tol=o.rel_tol, max_probes=o.max_probes, max_qps=o.max_qps), probe)
+        final_rate = result.best_qps if result.best_qps is not None else min(p.qps for p in result.probes)
+        run, warm = measure_rate(ctx, o, final_rate, pools, seed=ctx.seed, in_window=True)
+        metrics, validity, extra = summarize_online(run, final_rate, o, samples_per_query=o.batch_size)
+        metrics["peak_qps"] = Metric(
+            value=result.best_qps,
+            unit="queries/s",
+            method=f"highest probed rate with p{o.target_percentile * 100:g} <= {o.slo_ms} ms "
+            f"(widen x2, bisect to {o.rel_tol:g}); confirmed by the final run",
+        )
+        validity["peak_found"] = result.best_qps is not None
+        extra["peak"] = {
+            "probes": [p.to_dict() for p in result.probes],
+            "n_probes": result.n_probes,
+            "converged": result.converged,
+            "lowest_failing_qps": result.lowest_failing_qps,
+            "final_qps": final_rate,
+            "final_valid": all(validity.values()),
+        }
+        end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
+        return ScenarioResult(
+            queries=run.columns(o.batch_size),
+            metrics=metrics,
+            validity=validity,
+            warmup=warm,
+            extra=extra,
+            window_ns=(run.start_ns, end),
+        )
