@@ -167,3 +167,27 @@ def test_cli_list_show_validate(tmp_path: Path) -> None:
     bad.write_text(BAD)
     res = runner.invoke(profiles_app, ["validate", str(bad)])
     assert res.exit_code == 1 and "tdp_w" in res.output
+
+
+def test_host_detection_reads_the_cpu_model_and_matches_a_profile(tmp_path: Path) -> None:
+    from harness.measure.host import cpu_model, detect_host
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9654 96-Core Processor\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
+    assert cpu_model(x86) == "AMD EPYC 9654 96-Core Processor"
+    assert cpu_model(arm) == "Raspberry Pi 5 Model B Rev 1.0"
+    assert cpu_model(tmp_path / "missing") != ""  # falls back to the platform module
+    host = detect_host(x86)
+    assert host.cpu_model == "AMD EPYC 9654 96-Core Processor" and host.logical_cores >= 1
+    assert host.gpu_detection  # "nvml", or why NVML could not be used
+    assert match_host(host, load_profiles()).id == "amd-epyc-9654"
+
+
+def test_host_profile_rejects_unknown_overrides() -> None:
+    from harness.measure.host import host_profile
+
+    assert host_profile({"tdp_w": 123.0}).tdp_w == 123.0
+    with pytest.raises(ValueError, match="allowed: tdp_w, idle_w, usd_per_hour"):
+        host_profile({"tdp": 1.0})

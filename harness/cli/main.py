@@ -134,7 +134,8 @@ def run(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.core.spec import SpecError
-    from harness.measure.runner import host_profile, run_suite
+    from harness.measure.host import host_profile
+    from harness.measure.runner import run_suite
 
     overrides = {
         k: v for k, v in {"usd_per_hour": usd_per_hour, "tdp_w": tdp_w, "idle_w": idle_w}.items() if v is not None

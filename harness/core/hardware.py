@@ -11,14 +11,14 @@ profile's TDP, for instance). Each :class:`Price` carries its own ``uncertain`` 
 that a source does not give is absent (``None``), never zero.
 
 Public API: :class:`HardwareProfile`, :func:`load_profile`, :func:`load_profiles`,
-:func:`get_profile`, :func:`detect_host`, :func:`match_host`, :func:`local_profile`,
-:func:`apply_overrides`, :func:`load_overrides`.
+:func:`get_profile`, :class:`HostInfo`, :func:`match_host`, :func:`local_profile`,
+:func:`apply_overrides`, :func:`load_overrides`. Detecting the host (``/proc/cpuinfo``, psutil,
+NVML) is measurement, in :mod:`harness.measure.host`; everything here is pure.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import re
 from datetime import date
 from pathlib import Path
@@ -48,12 +48,12 @@ class PeakCompute(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fp32: float | None = Field(None, ge=0, description="dense FP32 TFLOPS")
-    tf32: float | None = Field(None, ge=0, description="dense TF32 tensor TFLOPS")
-    fp16: float | None = Field(None, ge=0, description="dense FP16 TFLOPS")
-    bf16: float | None = Field(None, ge=0, description="dense BF16 TFLOPS")
-    int8: float | None = Field(None, ge=0, description="dense INT8 TOPS")
-    fp8: float | None = Field(None, ge=0, description="dense FP8 TFLOPS")
+    fp32: float | None = Field(default=None, ge=0, description="dense FP32 TFLOPS")
+    tf32: float | None = Field(default=None, ge=0, description="dense TF32 tensor TFLOPS")
+    fp16: float | None = Field(default=None, ge=0, description="dense FP16 TFLOPS")
+    bf16: float | None = Field(default=None, ge=0, description="dense BF16 TFLOPS")
+    int8: float | None = Field(default=None, ge=0, description="dense INT8 TOPS")
+    fp8: float | None = Field(default=None, ge=0, description="dense FP8 TFLOPS")
 
 
 class Price(BaseModel):
@@ -82,12 +82,12 @@ class HardwareProfile(BaseModel):
     model: str
     aliases: list[str] = Field(default_factory=list, description="strings the host reports for this device")
     peak_tflops: PeakCompute = Field(default_factory=PeakCompute)
-    memory_gb: float | None = Field(None, gt=0)
-    memory_bw_gbps: float | None = Field(None, gt=0)
-    tdp_w: float | None = Field(None, gt=0)
-    idle_w: float | None = Field(None, ge=0)
-    cores: int | None = Field(None, gt=0, description="physical cores (CPUs)")
-    threads: int | None = Field(None, gt=0, description="logical cores / hardware threads (CPUs)")
+    memory_gb: float | None = Field(default=None, gt=0)
+    memory_bw_gbps: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0)
+    idle_w: float | None = Field(default=None, ge=0)
+    cores: int | None = Field(default=None, gt=0, description="physical cores (CPUs)")
+    threads: int | None = Field(default=None, gt=0, description="logical cores / hardware threads (CPUs)")
     prices: list[Price] = Field(default_factory=list)
     supported_backends: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
@@ -109,7 +109,8 @@ class HardwareProfile(BaseModel):
         """Dense peak for ``dtype`` (TFLOPS, or TOPS for int8); ``None`` where not given."""
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
-        return getattr(self.peak_tflops, dtype)
+        value: float | None = getattr(self.peak_tflops, dtype)
+        return value
 
     def is_uncertain(self, path: str) -> bool:
         return path in self.uncertain
@@ -240,19 +241,22 @@ def get_profile(profile_id: str, directory: str | Path | None = None) -> Hardwar
     return profiles[profile_id]
 
 
-# --------------------------------------------------------------------------- host detection
+# --------------------------------------------------------------------------- host matching
 
 
 class GpuInfo(BaseModel):
+    """One GPU as the host reports it; ``memory_bytes`` in bytes, ``driver`` the driver version."""
+
     model_config = ConfigDict(frozen=True)
 
     index: int
     name: str
     memory_bytes: int | None = None
+    driver: str | None = None
 
 
 class HostInfo(BaseModel):
-    """What this machine reports about itself."""
+    """What a machine reports about itself (detected by :mod:`harness.measure.host`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -264,57 +268,6 @@ class HostInfo(BaseModel):
     memory_bytes: int
     gpus: list[GpuInfo] = Field(default_factory=list)
     gpu_detection: str = ""
-
-
-def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    try:
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _detect_gpus() -> tuple[list[GpuInfo], str]:
-    try:
-        import pynvml
-    except ImportError:
-        return [], "nvidia-ml-py not installed"
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError: no driver / no device
-        return [], f"NVML unavailable: {exc}"
-    try:
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            if isinstance(name, bytes):
-                name = name.decode()
-            mem = int(pynvml.nvmlDeviceGetMemoryInfo(h).total)
-            gpus.append(GpuInfo(index=i, name=name, memory_bytes=mem))
-        return gpus, "nvml"
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def detect_host(cpuinfo: str | Path = "/proc/cpuinfo") -> HostInfo:
-    """CPU model (``/proc/cpuinfo``, else :mod:`platform`), cores and memory (psutil), GPUs (NVML)."""
-    import psutil
-
-    gpus, how = _detect_gpus()
-    return HostInfo(
-        cpu_model=_cpu_model(Path(cpuinfo)),
-        machine=platform.machine(),
-        system=platform.system(),
-        logical_cores=psutil.cpu_count(logical=True) or 1,
-        physical_cores=psutil.cpu_count(logical=False),
-        memory_bytes=int(psutil.virtual_memory().total),
-        gpus=gpus,
-        gpu_detection=how,
-    )
 
 
 def _norm(s: str) -> str:
@@ -433,10 +386,10 @@ class Overrides(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    profile: str | None = Field(None, description="profile id these overrides apply to (optional)")
-    tdp_w: float | None = Field(None, gt=0)
-    idle_w: float | None = Field(None, ge=0)
-    usd_per_hour: float | None = Field(None, gt=0)
+    profile: str | None = Field(default=None, description="profile id these overrides apply to (optional)")
+    tdp_w: float | None = Field(default=None, gt=0)
+    idle_w: float | None = Field(default=None, ge=0)
+    usd_per_hour: float | None = Field(default=None, gt=0)
     price_date: str | None = None
     price_source: str | None = None
 

@@ -1,4 +1,7 @@
-"""Environment manifest captured with every run (pyperf-style metadata)."""
+"""Environment manifest captured with every run (pyperf-style metadata).
+
+CPU model and GPUs come from :mod:`harness.measure.host`, the one host detection.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from harness.measure.host import cpu_model, detect_gpus
 
 PACKAGES = (
     "inference-harness",
@@ -28,17 +33,6 @@ PACKAGES = (
     "mlcommons-loadgen",
     "streamlit",
 )
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -60,27 +54,9 @@ def git_info(path: Path) -> dict[str, Any]:
 
 
 def gpus() -> list[dict[str, Any]]:
-    """NVIDIA GPUs and driver via NVML; empty where NVML is absent."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except Exception:
-        return []
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        out = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            out.append(
-                {"index": i, "name": pynvml.nvmlDeviceGetName(h), "memory_bytes": int(mem.total), "driver": driver}
-            )
-        return out
-    finally:
-        pynvml.nvmlShutdown()
+    """NVIDIA GPUs and driver (:func:`harness.measure.host.detect_gpus`); empty where NVML is absent."""
+    found, _ = detect_gpus()
+    return [g.model_dump() for g in found]
 
 
 def manifest(suite_path: Path | None = None) -> dict[str, Any]:

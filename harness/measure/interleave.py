@@ -249,7 +249,7 @@ def _recv(conn: Any, proc: Any, deadline: float, what: str) -> tuple[Any, ...]:
     (``time.monotonic()`` seconds) passes."""
     from multiprocessing.connection import wait
 
-    from harness.measure.runner import _exit_reason
+    from harness.measure.procs import exit_reason as _exit_reason
 
     while True:
         remaining = max(0.0, deadline - time.monotonic())
@@ -273,7 +273,7 @@ def _kill(proc: Any) -> None:
     so its ``exitcode`` is set."""
     import psutil
 
-    from harness.measure.runner import _kill_all
+    from harness.measure.procs import kill_all as _kill_all
 
     try:
         kids = psutil.Process(proc.pid).children(recursive=True)
@@ -329,7 +329,7 @@ def _start_all(sides: Sequence[_Side], labels: Sequence[str], limit_s: float) ->
 
 
 def _send(w: Any, msg: tuple[Any, ...]) -> None:
-    from harness.measure.runner import _exit_reason
+    from harness.measure.procs import exit_reason as _exit_reason
 
     try:
         w.conn.send(msg)

@@ -7,16 +7,21 @@ raw timestamps to Parquet -> summary, energy and cost -> :class:`CellRecord`.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core import plugins
 from harness.core.clock import now_ns
-from harness.core.records import CellRecord, CellSpec, utc_now
+from harness.core.hardware import HardwareProfile
+from harness.core.metrics import Metric
+from harness.core.records import CellRecord, CellSpec, CellStatus, Parity, utc_now
+from harness.measure.cell_economics import attach_energy_and_cost
 from harness.measure.scenarios.base import CellContext
 from harness.store.results import write_table
 
@@ -56,12 +61,66 @@ class RunnerContext(CellContext):
 
 
 def make_workload(spec: CellSpec) -> Any:
+    """The zoo workload of ``spec`` (model, size, model parameters)."""
     from workloads.registry import get_workload
 
     return get_workload(spec.model, spec.size, **spec.model_params)
 
 
-def _default_meters(spec: CellSpec, profile: Any) -> list[Any]:
+def workload_info(workload: Any) -> dict[str, Any]:
+    """``workload.info()`` as a dict, or ``{"error": ...}`` saying why it could not be had."""
+    try:
+        info: dict[str, Any] = workload.info().to_dict()
+    except Exception as exc:  # info needs torch for zoo models; record, don't hide
+        info = {"error": f"{type(exc).__name__}: {exc}"}
+    return info
+
+
+class BackendUnavailable(Exception):
+    """The backend of a cell reports itself unavailable on this host; the message says why."""
+
+
+@dataclass
+class LoadedBackend:
+    """A backend plugin instance with the workload loaded on the cell's device.
+
+    ``load_time_ns``: integer ns (monotonic clock) that ``backend.load`` took."""
+
+    backend: Any  # a backend plugin (harness.measure.backends.base protocol)
+    load_time_ns: int
+
+
+def load_backend(spec: CellSpec, workload: Any) -> LoadedBackend:
+    """Construct ``spec.backend`` with ``spec.backend_options`` and load ``workload`` on
+    ``spec.device``, timing the load. The one way every measurement loads a backend.
+
+    Raises :class:`BackendUnavailable` when the backend says it cannot run here, and
+    whatever the plugin raises otherwise (then the backend, if constructed, is closed first).
+    """
+    cls = plugins.load("backend", spec.backend)
+    ok, why = cls.available()
+    if not ok:
+        raise BackendUnavailable(f"backend unavailable: {why}")
+    backend = cls(**spec.backend_options)
+    try:
+        t0 = now_ns()
+        backend.load(workload, spec.device)
+        load_ns = now_ns() - t0
+    except BaseException:
+        close_backend(backend, spec.backend)
+        raise
+    return LoadedBackend(backend, load_ns)
+
+
+def close_backend(backend: Any, name: str) -> None:
+    """``backend.close()``; a failure is reported on stderr, never raised (the numbers stand)."""
+    try:
+        backend.close()
+    except Exception as exc:
+        print(f"warning: {name}.close() failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _default_meters(spec: CellSpec, profile: HardwareProfile | None) -> list[Any]:
     from harness.measure.meters.select import default_meters
 
     return default_meters(profile, [spec.device])
@@ -70,11 +129,12 @@ def _default_meters(spec: CellSpec, profile: Any) -> list[Any]:
 def execute_cell(
     spec: CellSpec,
     run_dir: Path,
-    profile: Any = None,
+    profile: HardwareProfile | None = None,
     meters: list[Any] | None = None,
-    wrap_backend: Any = None,
+    wrap_backend: Callable[[Any], Any] | None = None,
 ) -> CellRecord:
-    """Run ``spec`` in this process and return its record. Errors become a ``failed`` record.
+    """Run ``spec`` in this process and return its record. Errors become a ``failed`` record,
+    an unavailable backend a ``skipped`` one.
 
     ``wrap_backend`` (optional) is applied to the loaded backend; benchmarks use it to inject
     a known slowdown.
@@ -82,91 +142,79 @@ def execute_cell(
     cid = spec.cell_id
     started = utc_now()
     t_wall = time.monotonic()
-    rec: dict[str, Any] = {
-        "cell_id": cid,
-        "spec": spec,
-        "started_utc": started,
-        "profile_id": getattr(profile, "id", None),
-    }
+    winfo: dict[str, Any] = {}
+    load_ns: int | None = None
+    parity: Parity | None = None
+
+    def record(status: CellStatus, **fields: Any) -> CellRecord:
+        return CellRecord(
+            cell_id=cid,
+            spec=spec,
+            started_utc=started,
+            profile_id=profile.id if profile is not None else None,
+            workload_info=winfo,
+            load_time_ns=load_ns,
+            parity=parity,
+            status=status,
+            wall_s=time.monotonic() - t_wall,
+            **fields,
+        )
+
     backend = None
     try:
         workload = make_workload(spec)
+        winfo = workload_info(workload)
         try:
-            rec["workload_info"] = workload.info().to_dict()
-        except Exception as exc:  # info needs torch for zoo models; record, don't hide
-            rec["workload_info"] = {"error": f"{type(exc).__name__}: {exc}"}
-        cls = plugins.load("backend", spec.backend)
-        ok, why = cls.available()
-        if not ok:
-            return CellRecord(
-                **rec, status="skipped", error=f"backend unavailable: {why}", wall_s=time.monotonic() - t_wall
-            )
-        backend = cls(**spec.backend_options)
-        t0 = now_ns()
-        backend.load(workload, spec.device)
-        rec["load_time_ns"] = now_ns() - t0
+            loaded = load_backend(spec, workload)
+        except BackendUnavailable as exc:
+            return record("skipped", error=str(exc))
+        backend = loaded.backend
+        load_ns = loaded.load_time_ns
         if wrap_backend is not None:
             backend = wrap_backend(backend)
         if spec.parity:
             from harness.measure.parity import check
 
-            rec["parity"] = check(backend, workload, spec.backend_options.get("dtype", "fp32"))
+            parity = check(backend, workload, spec.backend_options.get("dtype", "fp32"))
         scls = plugins.load("scenario", spec.scenario)
         scenario = scls(scls.parse_options(spec.scenario_options))
         if meters is None:
             meters = _default_meters(spec, profile)
         ctx = RunnerContext(backend, workload, spec.seed, meters)
         result = scenario.run(ctx)
-        rec["backend_info"] = backend.describe()
+        backend_info = backend.describe()
         raw_rel = f"raw/{cid}.parquet"
         write_table(run_dir / raw_rel, result.queries)
-        rec["raw_file"] = raw_rel
+        tok_rel = None
         if result.tokens is not None:
             tok_rel = f"raw/{cid}.tokens.parquet"
             write_table(run_dir / tok_rel, result.tokens)
-            rec["tokens_file"] = tok_rel
         readings = [r for m in meters for r in m.collect()]
         metrics = dict(result.metrics)
-        from harness.measure.cell_economics import attach_energy_and_cost
-
         metrics.update(attach_energy_and_cost(metrics, readings, profile))
-        if rec.get("load_time_ns") is not None:
-            from harness.core.metrics import Metric
-
-            metrics["load_time_ms"] = Metric(value=rec["load_time_ns"] / 1e6, unit="ms")
+        metrics["load_time_ms"] = Metric(value=load_ns / 1e6, unit="ms")
         validity = dict(result.validity)
-        parity = rec.get("parity")
         if parity is not None and parity.checked:
             validity["outputs_matched"] = bool(parity.passed)
-        return CellRecord(
-            **rec,
-            status="ok",
+        return record(
+            "ok",
+            backend_info=backend_info,
+            raw_file=raw_rel,
+            tokens_file=tok_rel,
             metrics=metrics,
             validity=validity,
             valid=all(validity.values()),
             warmup=result.warmup,
             readings=readings,
             extra=result.extra,
-            wall_s=time.monotonic() - t_wall,
         )
     except Exception as exc:  # one cell's failure never ends the suite
         tb = traceback.format_exc(limit=8)
         oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
-        return CellRecord(
-            **rec,
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            extra={"traceback": tb, "oom": oom},
-            wall_s=time.monotonic() - t_wall,
-        )
+        return record("failed", error=f"{type(exc).__name__}: {exc}", extra={"traceback": tb, "oom": oom})
     finally:
         if backend is not None:
-            try:
-                backend.close()
-            except Exception as exc:  # reported on stderr: the cell's numbers stand
-                import sys
-
-                print(f"warning: {spec.backend}.close() failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            close_backend(backend, spec.backend)
 
 
 def worker_main(spec_json: str, run_dir: str, profile_json: str | None, conn: Any) -> None:
@@ -174,13 +222,7 @@ def worker_main(spec_json: str, run_dir: str, profile_json: str | None, conn: An
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    from harness.core.records import CellSpec
-
-    profile = None
-    if profile_json:
-        from harness.core.hardware import HardwareProfile
-
-        profile = HardwareProfile.model_validate_json(profile_json)
+    profile = HardwareProfile.model_validate_json(profile_json) if profile_json else None
     spec = CellSpec.model_validate_json(spec_json)
     record = execute_cell(spec, Path(run_dir), profile)
     conn.send(record.model_dump_json())
