@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any, ClassVar
 
+import numpy as np
+
+from harness.core.clock import now_ns, precise_timer_slack, sleep_until_ns
 from harness.measure.backends.null import NullBackend
 
 
@@ -85,3 +89,42 @@ class FailLaterBackend(SpinBackend):
                     time.sleep(1)
             raise RuntimeError(f"infer broke after {self._n - 1} queries")
         super().infer(prepared)
+
+
+class FixedServiceBackend(NullBackend):
+    """Takes exactly ``service_us`` per batch (any size) with the GIL released throughout.
+
+    It blocks (timer slack 1 ns) until ``guard_us`` before the end, then spins in short numpy
+    calls that release the GIL, so the service time is exact to about a microsecond and a
+    Python thread of the harness never waits on it for the GIL. For queueing benchmarks.
+    """
+
+    name: ClassVar[str] = "fixed-service"
+    capabilities = NullBackend.capabilities.__class__(
+        devices=("cpu",),
+        streaming=False,
+        needs_model=False,
+        options={"service_us": "service time per batch", "guard_us": "spin this long at the end"},
+    )
+
+    def infer(self, prepared: Any) -> None:
+        end = now_ns() + int(float(self.options.get("service_us", 1000)) * 1000)
+        spin_until_gil_free(end, int(float(self.options.get("guard_us", 100)) * 1000))
+
+
+_spin = threading.local()
+
+
+def spin_until_gil_free(end_ns: int, guard_ns: int = 100_000) -> int:
+    """Return at ``end_ns`` (ns, ``perf_counter_ns``): block until ``guard_ns`` before, then spin
+    in numpy calls that release the GIL (about 1 µs each). Returns the time of return."""
+    if not getattr(_spin, "slack", False):
+        _spin.slack = precise_timer_slack()
+        _spin.buf = np.zeros(4096)
+    sleep_until_ns(end_ns - guard_ns)
+    buf = _spin.buf
+    t = now_ns()
+    while t < end_ns:
+        np.add(buf, 1.0, out=buf)  # a ufunc over 4096 doubles releases the GIL
+        t = now_ns()
+    return t

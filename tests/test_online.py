@@ -308,3 +308,179 @@ def test_loadgen_driver_runs_null_backend(lg_scenario: str, tmp_path: Any) -> No
     assert "loadgen_valid" in res.validity
     if lg_scenario == "Server":
         assert res.metrics["achieved_qps"].value > 0
+
+
+# ---------------------------------------------------------------- serving hand-off (no issuer)
+
+import threading  # noqa: E402
+
+from harness.measure.load.server import first_dispatch, placement, run_schedule  # noqa: E402
+
+
+def test_formable_sizes() -> None:
+    assert DynamicBatcher(4, 0).formable_sizes() == (1, 2, 3, 4)
+    assert DynamicBatcher(8, 1000, preferred_batch_sizes=(2, 4)).formable_sizes() == (1, 2, 4, 8)
+    assert DynamicBatcher(8, 1000, preferred_batch_sizes=(3, 8)).formable_sizes() == (1, 2, 3, 8)
+
+
+def _brute_first_dispatch(policy: DynamicBatcher, arr: list[int], head: int, now: int) -> int | None:
+    """First time >= now at which the policy dispatches, stepping through every candidate time."""
+    cands = sorted(
+        {
+            now,
+            *[t for t in arr[head:] if t >= now],
+            *[arr[i] + policy.max_queue_delay_ns for i in range(head, len(arr))],
+        }
+    )
+    for t in cands:
+        if t < now:
+            continue
+        ql = sum(1 for x in arr[head:] if x <= t)
+        if ql and isinstance(policy.decide(ql, arr[head], t), Dispatch):
+            return t
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=3_000), min_size=0, max_size=20),
+    max_batch=st.integers(min_value=1, max_value=6),
+    delay=st.integers(min_value=0, max_value=4_000),
+    pref=st.lists(st.integers(min_value=1, max_value=6), max_size=2),
+    head=st.integers(min_value=0, max_value=20),
+    now=st.integers(min_value=0, max_value=40_000),
+)
+def test_first_dispatch_matches_stepping_through_time(
+    gaps: list[int], max_batch: int, delay: int, pref: list[int], head: int, now: int
+) -> None:
+    arr = [int(x) for x in np.cumsum(gaps)] if gaps else []
+    policy = DynamicBatcher(max_batch, delay, tuple(p for p in pref if p <= max_batch))
+    head = min(head, len(arr))
+    seen = head
+    while seen < len(arr) and arr[seen] <= now:
+        seen += 1
+    got = first_dispatch(policy, arr, head, seen, now)
+    want = _brute_first_dispatch(policy, arr, head, now)
+    assert (got[0] if got else None) == want
+    if got and got[1] >= 0:  # the arrival it names is the first one at that time, not yet queued
+        assert arr[got[1]] == got[0] and got[1] >= seen and (got[1] == 0 or arr[got[1] - 1] < got[0])
+
+
+class Recorder(NullBackend):
+    """Records (thread name, batch size, index, time) of every call; optional fixed service."""
+
+    def __init__(self, service_ns: int = 0) -> None:
+        super().__init__()
+        self.service_ns = service_ns
+        self.calls: list[tuple[str, int, int, int]] = []
+        self.lock = threading.Lock()
+
+    def infer(self, prepared: Any) -> None:
+        import time
+
+        t = time.perf_counter_ns()
+        with self.lock:
+            self.calls.append((threading.current_thread().name, prepared["n"], prepared["index"], t))
+        if self.service_ns:
+            time.sleep(self.service_ns / 1e9)
+
+
+def _pools(max_batch: int) -> dict[int, list[Any]]:
+    return {k: [{"n": k, "index": i} for i in range(2)] for k in range(1, max_batch + 1)}
+
+
+def _check_served(r: Any, max_batch: int, instances: int) -> None:
+    """Every query served exactly once, in FIFO order, in contiguous batches of <= max_batch."""
+    n = r.arrivals_ns.size
+    assert np.all(r.completed_ns > 0) and np.all(r.instance >= 0) and np.all(r.instance < instances)
+    assert np.all(r.dispatch_ns >= r.arrivals_ns) and np.all(r.completed_ns >= r.dispatch_ns)
+    assert np.all(r.seen_ns >= r.arrivals_ns) and np.all(r.seen_ns <= r.dispatch_ns)
+    i = 0
+    batches = 0
+    while i < n:  # walk the batches: a batch is a run of queries sharing dispatch time and instance
+        k = int(r.batch_size[i])
+        assert 1 <= k <= max_batch
+        sl = slice(i, i + k)
+        assert np.all(r.dispatch_ns[sl] == r.dispatch_ns[i]) and np.all(r.instance[sl] == r.instance[i])
+        assert np.all(r.batch_size[sl] == k)
+        assert r.dispatch_ns[i] >= r.arrivals_ns[i + k - 1]  # no query dispatched before it arrived
+        i += k
+        batches += 1
+    # FIFO: batches start in arrival order on each instance, and no batch starts before an earlier one
+    starts = r.dispatch_ns[np.r_[0, np.nonzero(np.diff(r.dispatch_ns) != 0)[0] + 1]] if n else r.dispatch_ns
+    assert np.all(np.diff(starts) >= 0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    gaps_us=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=60),
+    max_batch=st.integers(min_value=1, max_value=5),
+    delay_us=st.integers(min_value=0, max_value=500),
+    instances=st.integers(min_value=1, max_value=3),
+)
+def test_run_schedule_serves_every_query_once_in_order(
+    gaps_us: list[int], max_batch: int, delay_us: int, instances: int
+) -> None:
+    offs = np.cumsum(np.asarray(gaps_us, dtype=np.int64) * 1000)
+    be = Recorder(service_ns=100_000)
+    r = run_schedule(be.infer, _pools(max_batch), offs, DynamicBatcher(max_batch, delay_us * 1000), instances)
+    _check_served(r, max_batch, instances)
+    # the backend ran exactly one call per batch, with a staged batch of the dispatched size
+    assert len(be.calls) == len(np.unique(np.stack([r.dispatch_ns, r.instance]), axis=1).T)
+    assert sorted(k for _, k, _, _ in be.calls) == sorted(
+        int(r.batch_size[i]) for i in np.r_[0, np.nonzero(np.diff(r.dispatch_ns) != 0)[0] + 1]
+    )
+
+
+def test_partial_batches_wait_out_the_delay() -> None:
+    # arrivals every 1 ms, max batch 4, delay 2.5 ms: a batch smaller than 4 goes only once its
+    # oldest query has waited 2.5 ms (a lower bound the batcher guarantees, not a timing claim)
+    offs = np.arange(30, dtype=np.int64) * 1_000_000
+    r = run_schedule(Recorder().infer, _pools(4), offs, DynamicBatcher(4, 2_500_000), 1)
+    _check_served(r, 4, 1)
+    first = np.r_[0, np.nonzero(np.diff(r.dispatch_ns) != 0)[0] + 1]
+    for i in first:
+        if r.batch_size[i] < 4:
+            assert r.dispatch_ns[i] >= r.arrivals_ns[i] + 2_500_000
+        else:
+            assert r.dispatch_ns[i] >= r.arrivals_ns[i + 3]
+
+
+def test_warm_runs_every_formable_size_on_every_instance_before_the_schedule() -> None:
+    be = Recorder()
+    policy = DynamicBatcher(8, 1_000_000, preferred_batch_sizes=(4,))
+    r = run_schedule(be.infer, _pools(8), np.arange(5, dtype=np.int64) * 100_000, policy, 2, warm=True)
+    assert r.warmed_sizes == (1, 2, 3, 4, 8)
+    before = [c for c in be.calls if c[3] < r.start_ns]
+    for inst in ("online-instance-0", "online-instance-1"):
+        ran = {(k, i) for name, k, i, _ in before if name == inst}
+        assert ran == {(k, i) for k in (1, 2, 3, 4, 8) for i in range(2)}  # every staged batch
+    assert len(before) == 2 * 5 * 2  # nothing of the schedule ran before its start
+    _check_served(r, 8, 2)
+
+
+def test_deadline_drops_queued_queries_and_keeps_the_rest_consistent() -> None:
+    # 20 queries at once into a 20 ms model with a 30 ms deadline: at most 2 batches start
+    offs = np.zeros(20, dtype=np.int64)
+    r = run_schedule(
+        Recorder(service_ns=20_000_000).infer, _pools(1), offs, DynamicBatcher(1, 0), 1, deadline_ns=30_000_000
+    )
+    served = r.completed_ns > 0
+    assert 1 <= served.sum() < 20
+    assert np.all(served[: served.sum()]) and not served[served.sum() :].any()  # FIFO: the tail is dropped
+    assert np.all((r.dispatch_ns > 0) == served) and np.all((r.instance >= 0) == served)
+
+
+def test_warm_up_errors_propagate() -> None:
+    class Boom(NullBackend):
+        def infer(self, prepared: Any) -> None:
+            raise RuntimeError("kernel missing for batch 3")
+
+    with pytest.raises(RuntimeError, match="batch 3"):
+        run_schedule(Boom().infer, _pools(3), np.zeros(3, dtype=np.int64), DynamicBatcher(3, 0), 2, warm=True)
+
+
+def test_placement_is_recorded() -> None:
+    p = placement(2)
+    assert p["instance_threads"] == 2 and p["cpus_available"] >= 1
+    assert ("warning" in p) == (p["cpus_available"] <= 2)

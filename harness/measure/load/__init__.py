@@ -1,5 +1,6 @@
 """Load generation: when work is issued and how queued work becomes batches.
 
-Seeded arrival processes, the server-side dynamic batcher and the peak-search profile. Pure
-policy and timing helpers: no backend, scenario or record imports; ``harness.core`` only.
+Seeded arrival processes, the server-side dynamic batcher, the open-loop serving engine (model
+instance threads that read arrivals from the schedule and batch for themselves) and the
+peak-search profile. No backend, scenario or record imports; ``harness.core`` only.
 """

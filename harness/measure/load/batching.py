@@ -85,6 +85,18 @@ class DynamicBatcher:
         # precomputed Dispatch objects: decide() allocates nothing on the hot path
         object.__setattr__(self, "_dispatch", tuple(Dispatch(k) for k in range(self.max_batch_size + 1)))
 
+    def formable_sizes(self) -> tuple[int, ...]:
+        """Every batch size :meth:`decide` can dispatch, ascending (what a warm-up must cover).
+
+        Without preferred sizes that is ``1..max_batch_size``. With them: the sizes below the
+        smallest preferred one (a deadline with few queued), the preferred sizes, and
+        ``max_batch_size`` (a full queue); a deadline otherwise rounds down to a preferred size.
+        """
+        pref = self.preferred_batch_sizes
+        if not pref:
+            return tuple(range(1, self.max_batch_size + 1))
+        return tuple(sorted({*range(1, pref[0]), *pref, self.max_batch_size}))
+
     def decide(self, queue_len: int, oldest_arrival_ns: int, now_ns: int) -> Decision:
         """What an idle instance should do now (pure; see the module docstring)."""
         if queue_len <= 0:

@@ -1,21 +1,23 @@
 """Online scenario [MLPerf Server]: open-loop arrivals into a dynamic batcher.
 
-A seeded schedule (:mod:`harness.measure.load.arrivals`) is generated before the clock starts. The calling
-thread is the *issuer*: it waits for each scheduled time (sleep until ``harness.core.clock.SPIN_NS``
-before, then spin) and hands the query to the server queue. While serving, the GIL switch
-interval is lowered to ``SWITCH_INTERVAL_S`` so a spinning issuer never holds a worker off
-for long. One worker thread per model instance asks the
-:class:`~harness.measure.load.batching.DynamicBatcher` policy what to do and runs ``backend.infer`` on a
-staged batch of exactly the dispatched size (a pool per size ``1..max_batch_size`` is staged
-before the clock; nothing is staged on the clock).
+A seeded schedule (:mod:`harness.measure.load.arrivals`) is generated before the clock starts.
+No thread issues it: the model-instance threads read arrivals from the schedule and run the
+:class:`~harness.measure.load.batching.DynamicBatcher` policy themselves
+(:mod:`harness.measure.load.server`). An idle instance blocks (GIL released, no spin) until the
+first time the policy would dispatch, then runs ``backend.infer`` on a staged batch of exactly
+the dispatched size (a pool per size ``1..max_batch_size`` is staged before the clock; nothing
+is staged on the clock). While a model runs, the harness has nothing runnable in the process.
+Warm-up (outside the window) first runs every batch size the batcher can form on every
+instance, then a warm-up schedule.
 
 Per query the raw record holds ``scheduled_ns``, ``issued_ns``, ``dispatch_ns`` (service
 start), ``completed_ns``, ``served_batch`` (queries in the batch it was served in), ``instance``
-and ``batch_size`` (samples per query). **Latency = completed - scheduled**: lag in the issuer is charged to latency,
-so a stalled system cannot throttle its own offered load. Issue delay (issued - scheduled)
-is reported apart; the run is flagged (``generator_kept_up = False``) when more than 1 % of
-queries were issued more than 1 ms late. Queue time = dispatch - issued; service time =
-completed - dispatch.
+and ``batch_size`` (samples per query). **Latency = completed - scheduled**: lag in noticing an
+arrival is charged to latency, so a stalled system cannot throttle its own offered load.
+``issued_ns`` is when the server noticed the query (an idle instance's wake-up for it; the
+arrival itself for a query that queued). Issue delay (issued - scheduled) is reported apart;
+the run is flagged (``generator_kept_up = False``) when more than 1 % of queries were noticed
+more than 1 ms late. Queue time = dispatch - issued; service time = completed - dispatch.
 
 The schedule spans ``stop.min_duration_s`` at ``target_qps`` and holds at least
 ``stop.min_queries`` queries (extended at the same rate when needed; ``stop.max_queries``
@@ -26,8 +28,7 @@ the run is marked invalid (``all_completed = False``).
 from __future__ import annotations
 
 import sys
-import threading
-from collections import deque
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -36,20 +37,21 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from harness.core import stats
-from harness.core.clock import SPIN_NS, now_ns, wait_until_ns
+from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load import arrivals
-from harness.measure.load.batching import Dispatch, DynamicBatcher
+from harness.measure.load.batching import DynamicBatcher
+from harness.measure.load.server import LEAD_NS as LEAD_NS  # the first arrival's lead; re-exported
+from harness.measure.load.server import placement, run_schedule
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
 
 #: a query issued more than this late counts as "late" for the generator check
 LATE_NS = 1_000_000
 #: the run is flagged when more than this fraction of queries is late (perf_analyzer's rule)
 LATE_FRACTION = 0.01
-#: the first query is scheduled this long after the issuer starts
-LEAD_NS = 2_000_000
-#: GIL switch interval while serving (s); restored afterwards
+#: GIL switch interval while serving (s), so an instance back from the model soon gets the GIL;
+#: restored afterwards
 SWITCH_INTERVAL_S = 1e-4
 
 
@@ -98,6 +100,7 @@ class OpenLoopRun:
     completed_ns: np.ndarray
     batch_size: np.ndarray
     instance: np.ndarray
+    warmed_sizes: tuple[int, ...] = ()  # batch sizes every instance ran before the schedule
 
     @property
     def done(self) -> np.ndarray:
@@ -139,120 +142,46 @@ def serve(
     nominal_span_ns: int | None = None,
     deadline_ns: int | None = None,
     clock: Callable[[], int] = now_ns,
+    warm: bool = False,
 ) -> OpenLoopRun:
-    """Issue queries at ``start + offsets_ns`` into ``policy``-batched worker threads.
+    """Serve queries arriving at ``start + offsets_ns`` with ``policy``-batched model instances.
 
-    ``pools[k]`` are staged batches of ``k`` queries. ``deadline_ns`` (relative to the start)
-    bounds the whole run: queries not dispatched by then are dropped (``completed_ns = 0``).
-    Exceptions raised by ``infer`` stop the run and are re-raised here.
+    The instance threads read arrivals from the schedule themselves and run the batcher
+    (:func:`harness.measure.load.server.run_schedule`); ``issued_ns`` is when the server noticed
+    the query. ``pools[k]`` are staged batches of ``k`` queries. With ``warm`` each instance
+    first runs every batch size the policy can form (before the schedule starts).
+    ``deadline_ns`` (relative to the start) bounds the whole run: queries not dispatched by
+    then are dropped (``completed_ns = 0``). Exceptions raised by ``infer`` stop the run and are
+    re-raised here.
     """
-    offsets = np.asarray(offsets_ns, dtype=np.int64)
-    n = int(offsets.size)
-    missing = [k for k in range(1, policy.max_batch_size + 1) if not pools.get(k)]
-    if missing:
-        raise ValueError(f"no staged batches for dispatch sizes {missing}")
-    issued = [0] * n
-    dispatch = [0] * n
-    completed = [0] * n
-    bsize = [0] * n
-    inst_of = [-1] * n
-    cond = threading.Condition(threading.Lock())
-    q: deque[int] = deque()
-    idle = [0]
-    flags = {"closing": False, "abort": False}
-    errors: list[BaseException] = []
-    decide = policy.decide
-
-    def worker(inst: int) -> None:
-        popleft = q.popleft
-        wait = cond.wait
-        counters = dict.fromkeys(pools, 0)
-        try:
-            while True:
-                with cond:
-                    while True:
-                        if flags["abort"]:
-                            return
-                        ql = len(q)
-                        if ql:
-                            d = decide(ql, issued[q[0]], clock())
-                            if d.__class__ is Dispatch:
-                                ids = [popleft() for _ in range(d.size)]  # type: ignore[union-attr]
-                                break
-                            timeout: float | None = max(d.until_ns - clock(), 0) * 1e-9  # type: ignore[union-attr,operator]
-                        elif flags["closing"]:
-                            return
-                        else:
-                            timeout = None
-                        idle[0] += 1
-                        wait(timeout)
-                        idle[0] -= 1
-                k = len(ids)
-                pool = pools[k]
-                c = counters[k]
-                counters[k] = c + 1
-                b = pool[c % len(pool)]
-                ts = clock()
-                infer(b)
-                te = clock()
-                for j in ids:
-                    dispatch[j] = ts
-                    completed[j] = te
-                    bsize[j] = k
-                    inst_of[j] = inst
-        except BaseException as exc:  # re-raised in the issuer thread
-            errors.append(exc)
-            with cond:
-                flags["abort"] = True
-                cond.notify_all()
-
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(min(old_switch, SWITCH_INTERVAL_S))
-    threads = [
-        threading.Thread(target=worker, args=(i,), name=f"online-instance-{i}", daemon=True) for i in range(instances)
-    ]
-    for t in threads:
-        t.start()
-    start = clock() + LEAD_NS
-    sched = (offsets + start).tolist()
-    append = q.append
-    notify = cond.notify
     try:
-        for i, target in enumerate(sched):  # the issue path: keep it minimal
-            issued[i] = wait_until_ns(target, SPIN_NS, clock)
-            with cond:
-                append(i)
-                if idle[0]:
-                    notify()
-            if flags["abort"]:
-                break
+        r = run_schedule(infer, pools, offsets_ns, policy, instances, deadline_ns=deadline_ns, warm=warm, clock=clock)
     finally:
-        with cond:
-            flags["closing"] = True
-            cond.notify_all()
-        limit = None if deadline_ns is None else start + deadline_ns
-        for t in threads:
-            t.join(None if limit is None else max((limit - clock()) * 1e-9, 0.0))
-        if any(t.is_alive() for t in threads):
-            with cond:
-                flags["abort"] = True  # drop what is still queued; running batches finish
-                cond.notify_all()
-            for t in threads:
-                t.join()
         sys.setswitchinterval(old_switch)
-    if errors:
-        raise errors[0]
-    span = nominal_span_ns if nominal_span_ns is not None else (int(offsets[-1]) if n else 0)
+    n = int(r.arrivals_ns.size)
+    span = nominal_span_ns if nominal_span_ns is not None else (int(r.arrivals_ns[-1]) - r.start_ns if n else 0)
     return OpenLoopRun(
-        start_ns=start,
-        end_ns=start + span,
-        scheduled_ns=offsets + start,
-        issued_ns=np.asarray(issued, dtype=np.int64),
-        dispatch_ns=np.asarray(dispatch, dtype=np.int64),
-        completed_ns=np.asarray(completed, dtype=np.int64),
-        batch_size=np.asarray(bsize, dtype=np.int64),
-        instance=np.asarray(inst_of, dtype=np.int64),
+        start_ns=r.start_ns,
+        end_ns=r.start_ns + span,
+        scheduled_ns=r.arrivals_ns,
+        issued_ns=r.seen_ns,
+        dispatch_ns=r.dispatch_ns,
+        completed_ns=r.completed_ns,
+        batch_size=r.batch_size,
+        instance=r.instance,
+        warmed_sizes=r.warmed_sizes,
     )
+
+
+def record_placement(instances: int) -> dict[str, Any]:
+    """:func:`harness.measure.load.server.placement`, warning (``RuntimeWarning``) when the
+    harness and the model share the host's only one or two cores."""
+    p = placement(instances)
+    if "warning" in p:
+        warnings.warn(p["warning"], RuntimeWarning, stacklevel=3)
+    return p
 
 
 def make_schedule(
@@ -407,9 +336,11 @@ def measure_rate(
             o.instances,
             nominal_span_ns=w_span,
             deadline_ns=int(max(o.stop.warmup_s * 4, 1.0) * 1e9) + 30 * 10**9,
+            warm=True,
         )
         wd = w.done
         info = {
+            "batch_sizes": list(w.warmed_sizes),  # each run on every instance before the schedule
             "queries": int(wd.sum()),
             "duration_s": (int(w.completed_ns[wd].max()) - w.start_ns) / 1e9 if wd.any() else 0.0,
             "first_query_ms": (int(w.completed_ns[0]) - int(w.scheduled_ns[0])) / 1e6 if wd[0] else None,
@@ -438,6 +369,7 @@ class OnlineScenario(Scenario):
         pools = stage_pools(ctx, o.max_batch_size, o.batch_size)
         run, warm = measure_rate(ctx, o, o.target_qps, pools, seed=ctx.seed, in_window=True)
         metrics, validity, extra = summarize_online(run, o.target_qps, o, samples_per_query=o.batch_size)
+        extra["placement"] = record_placement(o.instances)
         end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
         return ScenarioResult(
             queries=run.columns(o.batch_size),
@@ -510,6 +442,7 @@ class OnlinePeakScenario(Scenario):
         final_rate = result.best_qps if result.best_qps is not None else min(p.qps for p in result.probes)
         run, warm = measure_rate(ctx, o, final_rate, pools, seed=ctx.seed, in_window=True)
         metrics, validity, extra = summarize_online(run, final_rate, o, samples_per_query=o.batch_size)
+        extra["placement"] = record_placement(o.instances)
         metrics["peak_qps"] = Metric(
             value=result.best_qps,
             unit="queries/s",

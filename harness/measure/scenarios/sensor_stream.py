@@ -3,9 +3,11 @@
 Each of ``streams`` streams produces one item (= one window = one sample) every
 ``1 / rate_hz`` seconds; stream ``s`` is phase-staggered by ``s / (streams * rate_hz)``.
 Item ``j`` of stream ``s`` is scheduled at ``start + s / (K * rate) + j / rate`` and must
-complete by ``scheduled + deadline_ms``. Items go through the same issuer, dynamic batcher
-and worker threads as the ``online`` scenario (:func:`harness.measure.scenarios.online.serve`), so
-items may be batched across streams (``max_batch_size``, ``max_queue_delay_ms``).
+complete by ``scheduled + deadline_ms``. Items are served like the ``online`` scenario's
+queries (:func:`harness.measure.scenarios.online.serve`: the model-instance threads read the
+schedule and batch for themselves; no issuer thread), so items may be batched across streams
+(``max_batch_size``, ``max_queue_delay_ms``). Warm-up runs every batch size the batcher can
+form on every instance, then a warm-up schedule, before the window opens.
 
 Per item: latency = completed - scheduled; a miss is an item completed after its deadline
 (or never). Headline: the deadline-miss rate, and whether the backlog grows.
@@ -32,7 +34,7 @@ from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS, serve, stage_pools
+from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS, record_placement, serve, stage_pools
 
 
 class SensorStreamOptions(ScenarioOptions):
@@ -163,8 +165,13 @@ class SensorStreamScenario(Scenario):
                 policy,
                 o.instances,
                 deadline_ns=int(max(o.stop.warmup_s * 4, 1.0) * 1e9) + 30 * 10**9,
+                warm=True,
             )
-            warm = {"queries": int(w.done.sum()), "duration_s": (int(w.completed_ns.max()) - w.start_ns) / 1e9}
+            warm = {
+                "batch_sizes": list(w.warmed_sizes),
+                "queries": int(w.done.sum()),
+                "duration_s": (int(w.completed_ns.max()) - w.start_ns) / 1e9,
+            }
         per_stream = max(math.ceil(o.stop.min_duration_s * o.rate_hz), math.ceil(o.stop.min_queries / o.streams), 1)
         if o.stop.max_queries is not None:
             per_stream = max(1, min(per_stream, o.stop.max_queries // o.streams))
@@ -236,6 +243,7 @@ class SensorStreamScenario(Scenario):
             "late_fraction": late,
             "items_scheduled": n,
             "items_completed": n_done,
+            "placement": record_placement(o.instances),
         }
         queries = run.columns(1)
         queries["stream"] = stream
