@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.app import data
+from harness.app import compare_data, data, history_data, recommend_data
+from harness.store.ingest import ingest_upload
 from harness.store.results import list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,21 +235,21 @@ def _zip_run(run_dir: Path, run_id: str | None = None, extra: dict[str, bytes] |
 def test_ingest_zip_extracts_raw_files_and_refuses_unsafe_archives(store: Path, tmp_path: Path) -> None:
     runs, _ = list_runs(store)
     src = store / runs[-1].run_id
-    res = data.ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
+    res = ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
     assert res.ok, res.message
     assert sorted(p.name for p in (tmp_path / "zipped" / "raw").iterdir()) == sorted(
         p.name for p in (src / "raw").iterdir()
     )
-    again = data.ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
+    again = ingest_upload("run.zip", _zip_run(src, "zipped"), tmp_path)
     assert not again.ok and "already in the results store" in again.message
 
     evil = _zip_run(src, "evil", {"../escape.txt": b"x"})
-    res = data.ingest_upload("evil.zip", evil, tmp_path)
+    res = ingest_upload("evil.zip", evil, tmp_path)
     assert not res.ok and "unsafe path" in res.message and not (tmp_path.parent / "escape.txt").exists()
 
     d = _run_json(store)
     d["run_id"] = "../outside"
-    res = data.ingest_upload("x.json", json.dumps(d).encode(), tmp_path)
+    res = ingest_upload("x.json", json.dumps(d).encode(), tmp_path)
     assert not res.ok and "run_id" in res.message
 
     buf = io.BytesIO()
@@ -258,9 +259,9 @@ def test_ingest_zip_extracts_raw_files_and_refuses_unsafe_archives(store: Path, 
         zf.writestr("run.json", json.dumps(d))
         for c in d["cells"]:
             zf.writestr(c["raw_file"], b"not parquet")
-    res = data.ingest_upload("badraw.zip", buf.getvalue(), tmp_path)
+    res = ingest_upload("badraw.zip", buf.getvalue(), tmp_path)
     assert not res.ok and "not a readable Parquet file" in res.message and not (tmp_path / "badraw").exists()
-    assert not data.ingest_upload("junk.zip", b"PK\x03\x04junk", tmp_path).ok
+    assert not ingest_upload("junk.zip", b"PK\x03\x04junk", tmp_path).ok
 
 
 # ------------------------------------------------------------------------------ bad stores
@@ -320,24 +321,28 @@ def test_results_root_precedence() -> None:
 def test_latency_cdf_is_monotone_and_notes_cells_without_raw_data(store: Path, tmp_path: Path) -> None:
     runs, _ = list_runs(store)
     keys = [data.cell_key(r.run_id, c.cell_id) for r in runs for c in r.cells]
-    cdf, notes = data.latency_cdf(runs, keys, store, points=50)
+    cdf, notes = compare_data.latency_cdf(runs, keys, store, points=50)
     assert not notes and set(cdf["key"]) == set(keys)
     for _, g in cdf.groupby("key"):
         assert g["latency_ms"].is_monotonic_increasing and g["cdf"].iloc[-1] == 1.0
-    _, notes = data.latency_cdf(runs, keys[:1], tmp_path)  # raw files not there
+    _, notes = compare_data.latency_cdf(runs, keys[:1], tmp_path)  # raw files not there
     assert len(notes) == 1 and keys[0] in notes[0]
 
 
 def test_verdict_per_run_prefers_the_rule_on_the_shown_metric() -> None:
+    from harness.analysis.gate import gate_metric
+
+    # the metric names the gate writes into its verdicts
+    median, p99, thr = (gate_metric(n).name for n in ("latency_p50", "latency_p99", "throughput"))
     v = pd.DataFrame(
         {
             "run_id": ["b", "b", "b", "c"],
-            "metric": ["median_latency", "p99_latency", "throughput", "throughput"],
+            "metric": [median, p99, thr, thr],
             "verdict": ["no change", "improvement", "regression", "no change"],
         }
     )
-    assert data.verdict_per_run(v, "latency_p99") == {"b": "improvement", "c": "no change"}
-    assert data.verdict_per_run(v, "power_w") == {"b": "regression", "c": "no change"}  # worst of the pair
+    assert history_data.verdict_per_run(v, "latency_p99") == {"b": "improvement", "c": "no change"}
+    assert history_data.verdict_per_run(v, "power_w") == {"b": "regression", "c": "no change"}  # worst of the pair
 
 
 def test_latency_vs_qps_includes_peak_probes_slo_and_peak(store: Path) -> None:
@@ -362,14 +367,14 @@ def test_latency_vs_qps_includes_peak_probes_slo_and_peak(store: Path) -> None:
         }
     )
     run2 = run.model_copy(update={"cells": [*run.cells, peak_cell]})
-    pts, slo, peaks = data.latency_vs_qps([run2], [data.cell_key(run.run_id, "peak-cell")])
+    pts, slo, peaks = compare_data.latency_vs_qps([run2], [data.cell_key(run.run_id, "peak-cell")])
     assert list(pts["source"]) == ["cell", "peak probe", "peak probe"]
     assert list(pts[pts["source"] == "peak probe"]["passed"]) == [True, False]
     assert list(slo["slo_ms"]) == [5.0] and list(peaks["peak_qps"]) == [300.0]
 
 
 def test_build_request_maps_the_form_and_names_bad_fields() -> None:
-    req = data.build_request(
+    req = recommend_data.build_request(
         {
             "model": "resnet50",
             "size": "tiny",
@@ -387,14 +392,14 @@ def test_build_request_maps_the_form_and_names_bad_fields() -> None:
     assert req.slo.p99_ms == 10.0 and req.load.qps == 100.0 and req.slo.ttft_ms is None
     assert req.objective == {"cost": 1.0, "latency": 0.5} and req.constraints.allowed_kinds == ("gpu",)
     with pytest.raises(ValueError, match="p99_ms"):
-        data.build_request({"model": "resnet50", "scenario": "online", "load_kind": "qps", "load_value": 1.0})
+        recommend_data.build_request({"model": "resnet50", "scenario": "online", "load_kind": "qps", "load_value": 1.0})
     with pytest.raises(ValueError, match="load"):
-        data.build_request({"model": "resnet50", "scenario": "offline", "load_kind": "qps", "load_value": 0})
+        recommend_data.build_request({"model": "resnet50", "scenario": "offline", "load_kind": "qps", "load_value": 0})
 
 
 @given(st.lists(st.tuples(st.floats(0, 1e6), st.floats(0, 1e6)), min_size=1, max_size=30))
 def test_pareto_mask_keeps_exactly_the_non_dominated_points(pts: list[tuple[float, float]]) -> None:
-    mask = data.pareto_mask([p[0] for p in pts], [p[1] for p in pts])
+    mask = recommend_data.pareto_mask([p[0] for p in pts], [p[1] for p in pts])
     front = [p for p, m in zip(pts, mask) if m]
     assert front, "a non-empty set has a non-empty front"
 

@@ -1,4 +1,5 @@
-"""Altair chart builders for the app: each takes a table from :mod:`harness.app.data` and
+"""Altair chart builders for the app: each takes a table from a view model (:mod:`harness.app.data`,
+:mod:`harness.app.compare_data`, ...) and
 returns a chart. Provenance is in every tooltip and, where a chart mixes kinds, in the
 point shape or bar opacity.
 """
@@ -7,19 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import altair as alt
 import pandas as pd
 
 _LEGEND = {"orient": "bottom", "columns": 1, "labelLimit": 600}
 
 
-def _alt() -> Any:
-    import altair as alt
-
-    return alt
-
-
 def latency_cdf_chart(cdf: pd.DataFrame) -> Any:
-    alt = _alt()
     return (
         alt.Chart(cdf)
         .mark_line(interpolate="step-after")
@@ -41,7 +36,6 @@ def latency_cdf_chart(cdf: pd.DataFrame) -> Any:
 
 def percentile_bars(long: pd.DataFrame) -> Any:
     """Latency percentiles per cell with CI whiskers where the metric has an interval."""
-    alt = _alt()
     base = alt.Chart(long).encode(
         x=alt.X(
             "metric:N", title=None, sort=["latency_p50", "latency_p90", "latency_p99"], axis=alt.Axis(labelAngle=0)
@@ -78,7 +72,6 @@ def percentile_bars(long: pd.DataFrame) -> Any:
 
 
 def throughput_chart(df: pd.DataFrame) -> Any:
-    alt = _alt()
     return (
         alt.Chart(df)
         .mark_line(point=True)
@@ -94,7 +87,6 @@ def throughput_chart(df: pd.DataFrame) -> Any:
 
 
 def latency_qps_chart(points: pd.DataFrame, slo: pd.DataFrame, peaks: pd.DataFrame, percentile: str) -> Any:
-    alt = _alt()
     layers = [
         alt.Chart(points)
         .mark_line(point=True)
@@ -131,7 +123,6 @@ def latency_qps_chart(points: pd.DataFrame, slo: pd.DataFrame, peaks: pd.DataFra
 def metric_bars(long: pd.DataFrame, title: str) -> Any:
     """One small bar chart per metric (independent scales), bars per cell, opacity by
     provenance kind."""
-    alt = _alt()
     return (
         alt.Chart(long)
         .mark_bar()
@@ -155,7 +146,6 @@ def history_chart(hist: pd.DataFrame, metric: str, verdicts: dict[str, str] | No
     """``metric`` over runs with CI whiskers; points coloured by the gate verdict against the
     previous run (``verdicts``: run id -> verdict). ``x_axis``: ``time`` (run time, UTC) or
     ``commit`` (one slot per run, labelled by commit, in time order)."""
-    alt = _alt()
     df = hist.dropna(subset=["value"]).copy()
     df["time"] = df["time"].astype(str)
     df["run"] = [f"{(c or 'no commit')[:8]} · {t[5:16]}" for c, t in zip(df["commit"], df["created_utc"])]
@@ -221,7 +211,6 @@ def history_chart(hist: pd.DataFrame, metric: str, verdicts: dict[str, str] | No
 
 
 def pareto_chart(df: pd.DataFrame) -> Any:
-    alt = _alt()
     pts = (
         alt.Chart(df)
         .mark_point(size=110, filled=True)

@@ -10,6 +10,9 @@ from typing import Any
 import streamlit as st
 
 from harness.app import data
+from harness.core.spec import SpecError
+from harness.measure.runner import run_suite
+from harness.store.results import list_runs
 
 PROVENANCE_HELP = (
     "**Provenance** of every number: **measured** = happened on the benchmarked machine in that run; "
@@ -29,8 +32,6 @@ def results_root() -> Path:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _cached_runs(root: str, signature: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
-    from harness.store.results import list_runs
-
     return list_runs(Path(root))
 
 
@@ -67,9 +68,6 @@ def empty_state(root: Path, key: str = "demo") -> None:
 
 
 def run_demo(root: Path) -> None:
-    from harness.core.spec import SpecError
-    from harness.measure.runner import run_suite
-
     bar = st.progress(0.0, text="starting the demo suite ...")
 
     def progress(i: int, n: int, spec: Any, cell: Any) -> None:

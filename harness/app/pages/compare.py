@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from harness.app import charts, data, ui
+from harness.app import charts, compare_data, data, ui
 
 st.session_state["page"] = "compare"
 st.title("Compare cells")
@@ -23,12 +23,12 @@ if loaded is not None:
     if not keys:
         st.info("Pick one or more cells above.")
     else:
-        long = data.metrics_long(runs, keys)
+        long = compare_data.metrics_long(runs, keys)
         tabs = st.tabs(
             ["Latency", "Throughput vs batch", "Latency vs QPS", "Tokens", "Energy & cost", "Validity", "All metrics"]
         )
         with tabs[0]:
-            cdf, notes = data.latency_cdf(runs, keys, ui.results_root())
+            cdf, notes = compare_data.latency_cdf(runs, keys, ui.results_root())
             st.subheader("Latency CDF (per query, from raw data)")
             if not cdf.empty:
                 st.altair_chart(charts.latency_cdf_chart(cdf), width="stretch")
@@ -40,9 +40,9 @@ if loaded is not None:
                 st.caption("No latency percentiles in these cells.")
             else:
                 st.altair_chart(charts.percentile_bars(pct), width="stretch")
-                st.dataframe(data.metric_display(pct), hide_index=True, width="stretch")
+                st.dataframe(compare_data.metric_display(pct), hide_index=True, width="stretch")
         with tabs[1]:
-            tp = data.throughput_vs_batch(runs, keys)
+            tp = compare_data.throughput_vs_batch(runs, keys)
             if tp.empty:
                 st.caption("No closed-loop (offline / single-stream) cells with throughput among the chosen cells.")
             else:
@@ -50,7 +50,7 @@ if loaded is not None:
                 st.dataframe(tp, hide_index=True, width="stretch")
         with tabs[2]:
             pctl = st.selectbox("percentile", ["latency_p99", "latency_p90", "latency_p50"], key="compare-qps-pct")
-            pts, slo, peaks = data.latency_vs_qps(runs, keys, pctl)
+            pts, slo, peaks = compare_data.latency_vs_qps(runs, keys, pctl)
             if pts.empty:
                 st.caption("No open-loop (online / online-peak) cells among the chosen cells.")
             else:
@@ -72,13 +72,13 @@ if loaded is not None:
                     st.caption(empty)
                 else:
                     st.altair_chart(charts.metric_bars(part, title), width="content")
-                    st.dataframe(data.metric_display(part), hide_index=True, width="stretch")
+                    st.dataframe(compare_data.metric_display(part), hide_index=True, width="stretch")
         with tabs[5]:
-            st.dataframe(data.validity_table(runs, keys), hide_index=True, width="stretch")
+            st.dataframe(compare_data.validity_table(runs, keys), hide_index=True, width="stretch")
             st.caption(
                 "valid = every check of the scenario passed; an invalid cell's numbers are still "
                 "what was measured, but they do not meet the scenario's rules."
             )
         with tabs[6]:
-            st.dataframe(data.wide_with_provenance(long), hide_index=True, width="stretch")
-            st.dataframe(data.metric_display(long), hide_index=True, width="stretch")
+            st.dataframe(compare_data.wide_with_provenance(long), hide_index=True, width="stretch")
+            st.dataframe(compare_data.metric_display(long), hide_index=True, width="stretch")

@@ -1,9 +1,11 @@
 """Recommend page: the recommender's inputs as a form; ranked table, cost-vs-latency Pareto
 chart, exclusions with reasons, downloads."""
 
+from typing import Any
+
 import streamlit as st
 
-from harness.app import charts, data, ui
+from harness.app import charts, recommend_data, ui
 from harness.core.hardware import KINDS
 from harness.planning.recommend import OBJECTIVES, SCENARIOS, recommend
 
@@ -15,13 +17,10 @@ st.caption(
 )
 runs, errors = ui.load_store()
 ui.show_store_errors(errors)
-models = sorted(
-    {c.spec.model for r in runs for c in r.cells}
-    | {"resnet50", "bert", "gpt2", "tabular_mlp", "sensor_cnn_gru", "bert-99", "llama2-70b"}
-)
+models = recommend_data.model_choices(runs)
 with st.form("recommend-form"):
     c1, c2, c3 = st.columns(3)
-    form = {
+    form: dict[str, Any] = {
         "model": c1.selectbox("model", models, index=models.index("tabular_mlp"), key="rec-model"),
         "size": c2.selectbox("size", ["tiny", "standard", "mlperf"], key="rec-size"),
         "scenario": c3.selectbox("scenario", SCENARIOS, index=SCENARIOS.index("online"), key="rec-scenario"),
@@ -55,7 +54,7 @@ with st.form("recommend-form"):
 
 if submitted:
     try:
-        req = data.build_request(form)
+        req = recommend_data.build_request(form)
         st.session_state["rec-result"] = recommend(req, results_root=ui.results_root() if use_store else None)
         st.session_state.pop("rec-error", None)
     except ValueError as exc:
@@ -68,7 +67,7 @@ rec = st.session_state.get("rec-result")
 if rec is not None:
     st.subheader(f"Ranked: {len(rec.rows)} profile(s)")
     if rec.rows:
-        st.dataframe(data.ranked_table(rec), hide_index=True, width="stretch")
+        st.dataframe(recommend_data.ranked_table(rec), hide_index=True, width="stretch")
     else:
         st.warning("No profile meets the SLO and constraints; see the exclusions below.")
     st.caption(rec.enforced_end)
@@ -77,7 +76,7 @@ if rec is not None:
         "projected = roofline + serving simulation; mixed = more than one. $/month and kW are estimated "
         "from list prices and TDP."
     )
-    pf = data.pareto_frame(rec)
+    pf = recommend_data.pareto_frame(rec)
     if not pf.empty:
         st.subheader("Cost vs latency (Pareto front)")
         st.altair_chart(charts.pareto_chart(pf), width="stretch")

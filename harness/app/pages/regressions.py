@@ -4,21 +4,21 @@ verdict of each run against the one before it."""
 import streamlit as st
 
 from harness.analysis.gate import DEFAULT_RULES, GateError
-from harness.app import charts, data, ui
+from harness.app import charts, history_data, ui
 
 st.session_state["page"] = "regressions"
 st.title("Regressions")
 loaded = ui.require_runs()
 if loaded is not None:
     runs, _ = loaded
-    ids = data.cell_history_ids(runs)
+    ids = history_data.cell_history_ids(runs)
     c1, c2 = st.columns([2, 1])
     cell_id = c1.selectbox("cell", ids, key="reg-cell")
-    names = data.history_metrics(runs, cell_id)
+    names = history_data.history_metrics(runs, cell_id)
     default = names.index("latency_p99") if "latency_p99" in names else 0
     metric = c2.selectbox("metric", names, index=default, key="reg-metric") if names else None
-    hist = data.metric_history(runs, cell_id, metric) if metric else None
-    if hist is None or hist["value"].notna().sum() == 0:
+    hist = history_data.metric_history(runs, cell_id, metric) if metric else None
+    if metric is None or hist is None or hist["value"].notna().sum() == 0:
         st.info("This cell has no value for that metric in any run.")
     else:
         rules_text = st.text_input(
@@ -35,10 +35,10 @@ if loaded is not None:
             try:
                 rules = [r.strip() for r in rules_text.split(",") if r.strip()]
                 with st.spinner("running the gate ..."):
-                    verdicts = data.gate_history(ui.results_root(), hist, cell_id, rules)
+                    verdicts = history_data.gate_history(ui.results_root(), hist, cell_id, rules)
             except GateError as exc:
                 st.error(f"gate rules: {exc}")
-        shown = data.verdict_per_run(verdicts, metric) if verdicts is not None else None
+        shown = history_data.verdict_per_run(verdicts, metric) if verdicts is not None else None
         st.altair_chart(charts.history_chart(hist, metric, shown, x_axis), width="stretch")
         st.caption(
             f"{len(hist)} run(s) with cell `{cell_id}`; colour = gate verdict against the run before "

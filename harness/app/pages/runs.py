@@ -16,9 +16,8 @@ if loaded is not None:
         col: st.sidebar.multiselect(col, opts[col], key=f"runs-f-{col}")
         for col in ("model", "backend", "scenario", "hardware")
     }
-    dates = cells["date"].dropna()
-    lo, hi = (dates.min(), dates.max()) if not dates.empty else (None, None)
-    date_range = st.sidebar.date_input("date (UTC)", value=(lo, hi), key="runs-f-date") if lo else ()
+    bounds = data.date_bounds(cells)
+    date_range = st.sidebar.date_input("date (UTC)", value=bounds, key="runs-f-date") if bounds else ()
     d_from = date_range[0] if len(date_range) > 0 else None
     d_to = date_range[1] if len(date_range) > 1 else None
     shown = data.filter_cells(cells, date_from=d_from, date_to=d_to, **chosen)
@@ -28,34 +27,7 @@ if loaded is not None:
     st.dataframe(table, hide_index=True, width="stretch")
 
     st.subheader("Cells")
-    cols = [
-        c
-        for c in [
-            "run_id",
-            "cell_id",
-            "status",
-            "valid",
-            "model",
-            "size",
-            "backend",
-            "device",
-            "scenario",
-            "batch_size",
-            "throughput",
-            "throughput__prov",
-            "latency_p50",
-            "latency_p99",
-            "latency_p99__prov",
-            "power_w",
-            "power_w__prov",
-            "usd_per_1m_inferences",
-            "usd_per_1m_inferences__prov",
-            "hardware",
-            "error",
-        ]
-        if c in shown.columns
-    ]
-    st.dataframe(shown[cols], hide_index=True, width="stretch")
+    st.dataframe(data.cell_view(shown), hide_index=True, width="stretch")
     ui.provenance_legend()
 
     st.subheader("Environment manifest")

@@ -3,7 +3,8 @@ saved into the results store."""
 
 import streamlit as st
 
-from harness.app import data, ui
+from harness.app import ui
+from harness.store.ingest import ingest_upload
 
 st.session_state["page"] = "upload"
 st.title("Upload results")
@@ -17,7 +18,7 @@ files = st.file_uploader("run files", type=["json", "zip"], accept_multiple_file
 done = st.session_state.setdefault("upload-done", {})
 for f in files or []:
     if f.file_id not in done:  # the uploader keeps its files across reruns: ingest each once
-        done[f.file_id] = data.ingest_upload(f.name, f.getvalue(), root)
+        done[f.file_id] = ingest_upload(f.name, f.getvalue(), root)
     res = done[f.file_id]
     if res.ok:
         st.success(f"{f.name}: {res.message}")
