@@ -206,3 +206,61 @@ def test_summarize_latencies_ns() -> None:
     assert lo <= 901.0 <= hi
     assert "loadgen" in s["method"]
     assert stats.summarize_latencies_ns(np.array([], dtype=np.int64))["count"] == 0
+
+
+# ------------------------------------------------------------------ incomplete queries count as +inf
+
+
+def test_incomplete_queries_count_as_inf_in_percentiles() -> None:
+    lat = np.concatenate([np.arange(1, 991, dtype=float) * 1e6, np.full(10, np.inf)])  # 1 % never completed
+    s = stats.summarize_latencies_ns(lat, headline_q=0.99)
+    assert s["count"] == 1000 and s["incomplete"] == 10
+    assert s["p99"] == math.inf and s["p99.9"] == math.inf  # lands on an incomplete query
+    assert s["p90"] == 901.0  # the completed ones still order as before
+    assert s["max"] == 990.0 and s["mean"] == pytest.approx(495.5)  # completed only
+    assert s["ci"]["p99"][1] == math.inf
+    # dropping them instead would report a finite, optimistic p99
+    assert stats.summarize_latencies_ns(lat[:990], headline_q=0.99)["p99"] < math.inf
+    with pytest.raises(ValueError, match="NaN"):
+        stats.summarize_latencies_ns(np.array([1.0, np.nan]))
+
+
+def test_early_stopping_counts_incomplete_queries() -> None:
+    done = np.arange(1, 1001, dtype=float)
+    r = stats.early_stopping_percentile(np.concatenate([done, np.full(3, np.inf)]), 0.9)
+    assert r.valid and r.n == 1003 and r.n_incomplete == 3 and math.isfinite(r.conservative_value)
+    # the estimate sits higher than without the incomplete queries: they are over every bound
+    assert r.conservative_value > stats.early_stopping_percentile(done, 0.9).conservative_value
+    many = stats.early_stopping_percentile(np.concatenate([done, np.full(200, np.inf)]), 0.9)
+    assert not many.valid and many.conservative_value == math.inf and "incomplete" in many.reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 3000), elements=st.floats(0, 100, allow_nan=False)),
+    st.integers(0, 50),
+    st.floats(1.0, 99.0),
+    st.sampled_from([0.9, 0.99]),
+)
+def test_over_latency_rule_matches_the_criterion(done: np.ndarray, n_inf: int, bound: float, p: float) -> None:
+    from scipy.special import betainc
+
+    lat = np.concatenate([done, np.full(n_inf, np.inf)])
+    r = stats.early_stopping_over_latency(lat, bound, p, 0.99)
+    over = int(np.sum(done > bound)) + n_inf
+    assert r.over == over and r.incomplete == n_inf and r.n == lat.size
+    h = lat.size - over
+    assert r.passed == (h > 0 and betainc(h, over + 1, p) <= 0.01)
+
+
+def test_over_latency_rule_examples() -> None:
+    # none over the bound: 0.99^h <= 0.01 needs h >= 459 (LoadGen: queries_issued >= h + t)
+    assert stats.early_stopping_over_latency(np.full(459, 1.0), 2.0, 0.99).passed
+    assert not stats.early_stopping_over_latency(np.full(458, 1.0), 2.0, 0.99).passed
+    # one never-completed query counts as over: 661 within the bound are then needed
+    one_inf = np.concatenate([np.full(660, 1.0), [np.inf]])
+    r = stats.early_stopping_over_latency(one_inf, 2.0, 0.99)
+    assert not r.passed and r.over == 1 and r.incomplete == 1 and r.min_passing == 661
+    assert stats.early_stopping_over_latency(np.concatenate([np.full(661, 1.0), [np.inf]]), 2.0, 0.99).passed
+    # latency exactly at the bound is within it (LoadGen counts latency > bound)
+    assert stats.early_stopping_over_latency(np.full(459, 2.0), 2.0, 0.99).over == 0

@@ -14,7 +14,14 @@ Confidence intervals for quantiles use the *exact* percentile bootstrap of an or
 statistic: the bootstrap distribution of ``sorted*[k]`` over resamples of size ``n`` is
 ``P(sorted*[k] <= x_(j)) = P(Binomial(n, F_n(x_(j))) >= k + 1)``, so its quantiles are
 computed directly instead of by Monte Carlo (the limit of infinitely many resamples, O(n)
-time, deterministic). Other statistics go through :func:`scipy.stats.bootstrap`.
+time, deterministic). Other statistics go through :func:`scipy.stats.bootstrap`. That
+interval assumes independent values; for a series in time order whose values are correlated
+(open-loop latencies) use :func:`harness.core.batch_means.quantile_ci_batch_means`.
+
+Queries not completed by the end of a window are **counted, not dropped** (LoadGen's rule):
+they enter percentiles and early stopping as ``+inf`` latencies, so a tail percentile that
+lands on one is reported as ``inf``, never as a finite number. Mean, min, max and std cover
+the completed queries only and say so.
 """
 
 from __future__ import annotations
@@ -133,9 +140,9 @@ class QuantileStat:
     def __call__(self, x: np.ndarray, axis: int = -1) -> np.ndarray | float:
         x = np.asarray(x)
         if self.method == "linear":
-            return np.quantile(x, self.q, axis=axis, method="linear")
+            return np.asarray(np.quantile(x, self.q, axis=axis, method="linear"))
         idx = percentile_index(x.shape[axis], self.q, self.method)
-        return np.take(np.partition(x, idx, axis=axis), idx, axis=axis)
+        return np.asarray(np.take(np.partition(x, idx, axis=axis), idx, axis=axis))
 
 
 def resolve_statistic(statistic: Statistic) -> Callable[..., Any]:
@@ -188,7 +195,7 @@ def sample_order_statistic(sorted_values: np.ndarray, k: int, size: int, rng: np
     cdf = order_statistic_bootstrap_cdf(sorted_values, k)
     cdf[-1] = 1.0
     u = rng.random(size)
-    return sorted_values[np.searchsorted(cdf, u, side="left").clip(0, sorted_values.size - 1)].astype(float)
+    return np.asarray(sorted_values[np.searchsorted(cdf, u, side="left").clip(0, sorted_values.size - 1)], dtype=float)
 
 
 def quantile_ci(
@@ -340,6 +347,8 @@ class EarlyStoppingResult:
     index: int = -1
     overshoot_index: int = 0
     percentile_value: float = math.nan
+    n_incomplete: int = 0
+    reason: str = ""
 
 
 def early_stopping_percentile(latencies: Any, p: float, confidence: float = 0.99) -> EarlyStoppingResult:
@@ -349,32 +358,111 @@ def early_stopping_percentile(latencies: Any, p: float, confidence: float = 0.99
     above L and ``h = n - t`` under it, the claim "p-quantile <= L" holds at ``confidence``
     once ``I_p(h, t + 1) <= 1 - confidence``. The reported value is the smallest observed L
     that satisfies this: ``sorted[n - t]`` for the largest such ``t`` (``t`` >= 1).
+
+    Queries not completed by the end of the window are passed as ``+inf`` and count as
+    over every bound (``n_incomplete`` of them). When the supported value is one of them the
+    claim is vacuous: ``valid`` is False, ``conservative_value`` is ``inf`` and ``reason``
+    says why.
     """
-    a = np.sort(_as_1d(latencies, "latencies"))
+    a = np.sort(_as_1d(latencies, "latencies").astype(float))
     _check_p(p)
     _check_confidence(confidence)
+    if np.isnan(a).any():
+        raise ValueError("latencies: NaN is not a latency (use +inf for a query that never completed)")
     n = int(a.size)
+    k_inf = int(np.isposinf(a).sum())
     min_q = early_stopping_min_queries(p, confidence)
     pv = float(a[percentile_index(n, p)]) if n else math.nan
     if n < min_q:
-        return EarlyStoppingResult(False, n, min_q, math.nan, p, confidence, percentile_value=pv)
+        return EarlyStoppingResult(
+            False,
+            n,
+            min_q,
+            math.nan,
+            p,
+            confidence,
+            percentile_value=pv,
+            n_incomplete=k_inf,
+            reason=f"{n} queries < {min_q} needed",
+        )
     t = np.arange(1, n, dtype=float)  # t = 1 .. n-1, h = n - t
     ok = _criterion(n - t, t, p) <= (1.0 - confidence)  # monotone: true for small t
     t_best = int(t[ok].max()) if ok.any() else 0
     if t_best == 0:
-        return EarlyStoppingResult(False, n, min_q, math.nan, p, confidence, percentile_value=pv)
+        return EarlyStoppingResult(
+            False,
+            n,
+            min_q,
+            math.nan,
+            p,
+            confidence,
+            percentile_value=pv,
+            n_incomplete=k_inf,
+            reason="no order statistic satisfies the criterion",
+        )
     idx = n - t_best
+    value = float(a[idx])
+    finite = math.isfinite(value)
     return EarlyStoppingResult(
-        valid=True,
+        valid=finite,
         n=n,
         min_queries=min_q,
-        conservative_value=float(a[idx]),
+        conservative_value=value,
         p=p,
         confidence=confidence,
         t_over=t_best,
         index=idx,
         overshoot_index=idx - percentile_index(n, p),
         percentile_value=pv,
+        n_incomplete=k_inf,
+        reason="" if finite else f"the supported order statistic is one of {k_inf} incomplete queries (+inf)",
+    )
+
+
+@dataclass(frozen=True)
+class OverLatencyResult:
+    """Outcome of :func:`early_stopping_over_latency` (LoadGen Server's latency verdict).
+
+    ``over`` queries had latency ``> bound`` (``incomplete`` of them never completed),
+    ``n - over`` were within it; the test needs at least ``min_passing`` within the bound for
+    ``over`` queries over it. ``bound`` is in the unit of the latencies.
+    """
+
+    passed: bool
+    n: int
+    over: int
+    incomplete: int
+    min_passing: int
+    bound: float
+    p: float
+    confidence: float
+
+
+def early_stopping_over_latency(latencies: Any, bound: float, p: float, confidence: float = 0.99) -> OverLatencyResult:
+    """LoadGen Server's rule: does "the ``p``-quantile of latency is at most ``bound``" hold?
+
+    Counts ``t`` queries with latency ``> bound`` (a ``+inf`` entry, a query not completed by
+    the end of the window, always counts) and passes when the ``h = n - t`` queries within the
+    bound satisfy the early-stopping criterion ``I_p(h, t + 1) <= 1 - confidence``, i.e.
+    ``h >= early_stopping_min_passing(t, p, confidence)``.
+    """
+    a = _as_1d(latencies, "latencies").astype(float)
+    _check_p(p)
+    _check_confidence(confidence)
+    if np.isnan(a).any() or math.isnan(bound):
+        raise ValueError("latencies and bound must not be NaN (use +inf for a query that never completed)")
+    n = int(a.size)
+    over = int(np.sum(a > bound))
+    need = early_stopping_min_passing(over, p, confidence)
+    return OverLatencyResult(
+        passed=bool(n > 0 and n - over >= need),
+        n=n,
+        over=over,
+        incomplete=int(np.isposinf(a).sum()),
+        min_passing=need,
+        bound=float(bound),
+        p=p,
+        confidence=confidence,
     )
 
 
@@ -489,16 +577,26 @@ def summarize_latencies_ns(
 ) -> dict[str, Any]:
     """Summary of latencies given in integer nanoseconds, reported in milliseconds.
 
+    ``lat_ns`` may be a float array holding ``+inf`` for queries not completed by the end of
+    the window: they count in the percentiles (a percentile that lands on one is ``inf``)
+    and in ``count``, not in ``mean``/``min``/``max``/``std``.
+
     Keys: ``p50`` .. ``p99.9`` (and the headline percentile if not among them), ``mean``,
-    ``min``, ``max``, ``std`` (sample, ddof=1; 0 for one value) in ms; ``count``;
-    ``headline`` (its key); ``ci`` mapping ``"p50"`` and the headline key to ``(low, high)``
-    in ms; ``confidence``; ``method`` (percentile definition) and ``ci_method``.
-    An empty input gives ``{"count": 0, ...}`` with no values.
+    ``min``, ``max``, ``std`` (sample, ddof=1; 0 for one value) in ms; ``count`` (all
+    queries), ``incomplete`` (the ``+inf`` ones); ``headline`` (its key); ``ci`` mapping
+    ``"p50"`` and the headline key to ``(low, high)`` in ms; ``confidence``; ``method``
+    (percentile definition) and ``ci_method``. An empty input gives ``{"count": 0, ...}``
+    with no values.
     """
     a = _as_1d(lat_ns, "lat_ns")
     hkey = percentile_key(headline_q)
+    ms = a.astype(float) / NS_PER_MS
+    if np.isnan(ms).any() or np.isneginf(ms).any():
+        raise ValueError("lat_ns: NaN or -inf is not a latency (use +inf for a query that never completed)")
+    finite = ms[np.isfinite(ms)]
     base: dict[str, Any] = {
         "count": int(a.size),
+        "incomplete": int(a.size - finite.size),
         "headline": hkey,
         "confidence": confidence,
         "method": _method_doc(method),
@@ -507,13 +605,13 @@ def summarize_latencies_ns(
     if a.size == 0:
         base["ci"] = {}
         return base
-    ms = a.astype(float) / NS_PER_MS
     all_qs = list(qs) + ([headline_q] if hkey not in {percentile_key(q) for q in qs} else [])
     base.update(percentiles(ms, all_qs, method))
-    base["mean"] = float(np.mean(ms))
-    base["min"] = float(np.min(ms))
-    base["max"] = float(np.max(ms))
-    base["std"] = float(np.std(ms, ddof=1)) if ms.size > 1 else 0.0
+    if finite.size:
+        base["mean"] = float(np.mean(finite))
+        base["min"] = float(np.min(finite))
+        base["max"] = float(np.max(finite))
+        base["std"] = float(np.std(finite, ddof=1)) if finite.size > 1 else 0.0
     base["ci"] = {
         "p50": quantile_ci(ms, 0.5, confidence, method),
         hkey: quantile_ci(ms, headline_q, confidence, method),
