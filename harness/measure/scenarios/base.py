@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.metrics import Metric
 from harness.core.stop import StopRule
+from harness.measure.load.recorder import RowRecorder
 
 
 class ScenarioOptions(BaseModel):
@@ -130,3 +131,44 @@ def closed_loop(
         if n >= max_q or el >= max_ns or (n >= min_q and el >= min_ns):
             break
     return starts, ends
+
+
+def closed_loop_recorded(
+    infer: Callable[[Any], Any],
+    batches: Iterator[Any],
+    stop: StopRule,
+    clock: Callable[[], int],
+    recorder: RowRecorder,
+) -> int:
+    """:func:`closed_loop` writing ``(issued_ns, completed_ns)`` rows into ``recorder`` (columns
+    ``issued_ns``, ``completed_ns``), which bounds memory for long runs; returns the number of queries.
+
+    Per query the loop writes two int64 slots of a preallocated array (no list growth); a full
+    block is handed to the recorder between queries, outside every timed interval.
+    """
+    (vs, ve), lim = recorder.begin()
+    i = 0
+    min_q = stop.min_queries
+    max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
+    min_ns = int(stop.min_duration_s * 1e9)
+    max_ns = int(stop.max_duration_s * 1e9)
+    n = 0
+    t0 = 0
+    for b in batches:
+        s = clock()
+        infer(b)
+        e = clock()
+        vs[i] = s
+        ve[i] = e
+        i += 1
+        n += 1
+        if n == 1:
+            t0 = s  # elapsed time counts from the first query's issue
+        if i == lim:
+            (vs, ve), lim = recorder.spill(i)
+            i = 0
+        el = e - t0
+        if n >= max_q or el >= max_ns or (n >= min_q and el >= min_ns):
+            break
+    recorder.finish(i)
+    return n
