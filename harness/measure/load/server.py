@@ -105,6 +105,14 @@ def first_dispatch(
     return wait_until, -1
 
 
+def _expand(first: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices covered by the ranges ``[first[i], end[i])`` and, for each, its range ``i``."""
+    sizes = end - first
+    owner = np.repeat(np.arange(first.size), sizes)
+    offset = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return first[owner] + offset, owner
+
+
 def placement(instances: int) -> dict[str, Any]:
     """Where the load generator and the model run, for the record (``warning`` when they share cores).
 
@@ -272,15 +280,19 @@ def run_schedule(
         raise errors[0]
     arrivals = offsets + start
     seen = arrivals.copy()
-    for first, end, t_seen in reversed(marks):  # the earliest mark of a query wins
-        seen[first:end] = np.maximum(arrivals[first:end], t_seen)
+    if marks:  # ranges never overlap: a leader plans past everything it has seen
+        m = np.asarray(marks, dtype=np.int64)
+        pos, owner = _expand(m[:, 0], m[:, 1])
+        seen[pos] = np.maximum(arrivals[pos], m[owner, 2])
     dispatch = np.zeros(n, dtype=np.int64)
     completed = np.zeros(n, dtype=np.int64)
     bsize = np.zeros(n, dtype=np.int64)
     inst_of = np.full(n, -1, dtype=np.int64)
-    for first, end, ts, te, inst in batches:
-        dispatch[first:end] = ts
-        completed[first:end] = te
-        bsize[first:end] = end - first
-        inst_of[first:end] = inst
+    if batches:
+        b = np.asarray(batches, dtype=np.int64)
+        pos, owner = _expand(b[:, 0], b[:, 1])
+        dispatch[pos] = b[owner, 2]
+        completed[pos] = b[owner, 3]
+        bsize[pos] = (b[:, 1] - b[:, 0])[owner]
+        inst_of[pos] = b[owner, 4]
     return ServedSchedule(start, arrivals, seen, dispatch, completed, bsize, inst_of, warm_sizes, all(slack_set))
