@@ -5,7 +5,9 @@ embeddings; about 124.4 M parameters), reference prompt length 128.
 tiny: 2 layers, hidden 64, 4 heads, vocab 512, context 128, prompt 16.
 
 The module offers ``forward(input_ids) -> last-position logits``, ``prefill`` and ``decode``
-(see :class:`workloads.nets.transformer.GPT2LM`). ``flops_per_sample`` is the forward over one
+(batch 1 or equal lengths, one growing cache), and per-sequence slot caches for continuous
+batching: ``new_slot_cache``, ``prefill_slots`` (prompt chunks) and ``decode_slots`` (one token
+for each of several sequences of different lengths; see :class:`workloads.nets.transformer.GPT2LM`). ``flops_per_sample`` is the forward over one
 prompt; ``flops_per_token_decode`` one decode step with ``prompt_len`` tokens cached.
 """
 
@@ -70,7 +72,7 @@ class GPT2Workload(TorchWorkload):
     def kv_cache_bytes_per_token(self, dtype_bytes: int = 4) -> int:
         """Cache growth per token per sequence: key + value, every layer, ``hidden`` wide."""
         c = self.config
-        return 2 * c.layers * c.hidden * dtype_bytes
+        return int(2 * c.layers * c.hidden * dtype_bytes)
 
     def _extra_info(self, module: Any, device: str) -> dict[str, Any]:
         import torch

@@ -7,12 +7,19 @@ drawn from the caller-seeded global RNG.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 #: per-layer ``(key, value)``, each ``[B, heads, T_cached, head_dim]``
 KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+#: per-layer ``(key, value)`` slot pools, each ``[slots, heads, n_positions, head_dim]``: slot ``s``
+#: holds one sequence whose first ``length`` positions are valid (the caller tracks lengths)
+SlotCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 def _init_weights(module: nn.Module, std: float) -> None:
@@ -61,7 +68,8 @@ class EncoderLayer(nn.Module):
         v = _split_heads(self.value(x), self.heads)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask)
         x = self.attn_norm(x + self.attn_out(_merge_heads(ctx)))
-        return self.ffn_norm(x + self.ffn_out(self.act(self.ffn_in(x))))
+        out: torch.Tensor = self.ffn_norm(x + self.ffn_out(self.act(self.ffn_in(x))))
+        return out
 
 
 class BertClassifier(nn.Module):
@@ -106,10 +114,25 @@ class BertClassifier(nn.Module):
         for layer in self.layers:
             x = layer(x, additive)
         pooled = self.pool_act(self.pooler(x[:, 0]))
-        return self.classifier(pooled)
+        logits: torch.Tensor = self.classifier(pooled)
+        return logits
 
 
 # --------------------------------------------------------------------------- decoder
+
+
+class SlotIndex(NamedTuple):
+    """Where one step's tokens go in a :data:`SlotCache`: row ``b`` belongs to the sequence in
+    ``slots[b]`` at ``positions[b]``; attention reads the first ``t_read`` positions through the
+    additive ``mask [B, 1, t, t_read]`` (``None``: every row sees all of them). ``first`` is the
+    first slot when the slots are consecutive, ``single`` the ``(slot, start)`` of a one-row step."""
+
+    slots: torch.Tensor
+    positions: torch.Tensor
+    t_read: int
+    mask: torch.Tensor | None
+    first: int | None
+    single: tuple[int, int] | None
 
 
 class DecoderBlock(nn.Module):
@@ -143,9 +166,34 @@ class DecoderBlock(nn.Module):
                 t_all = k.shape[2]
                 mask = torch.ones(t_new, t_all, dtype=torch.bool, device=x.device).tril(diagonal=t_all - t_new)
                 ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self._finish(x, ctx), (k, v)
+
+    def _finish(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         x = x + self.c_proj(_merge_heads(ctx))
         x = x + self.mlp_proj(self.act(self.mlp_fc(self.ln_2(x))))
-        return x, (k, v)
+        return x
+
+    def forward_slots(self, x: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor], at: SlotIndex) -> torch.Tensor:
+        """``x [B, t, hidden]``, the tokens at ``at.positions`` of the sequences in ``at.slots``:
+        writes their keys/values into ``pool`` and attends to the slots' caches (see :class:`SlotIndex`)."""
+        q, k, v = self.c_attn(self.ln_1(x)).split(x.shape[-1], dim=2)
+        q, k, v = (_split_heads(t, self.heads) for t in (q, k, v))
+        pool_k, pool_v = pool
+        if at.single is not None:  # one sequence: plain slices, no index kernels
+            slot, start = at.single
+            pool_k[slot, :, start : start + k.shape[2]] = k[0]
+            pool_v[slot, :, start : start + v.shape[2]] = v[0]
+        else:
+            rows = at.slots[:, None]
+            pool_k[rows, :, at.positions] = k.transpose(1, 2)
+            pool_v[rows, :, at.positions] = v.transpose(1, 2)
+        if at.first is not None:  # consecutive slots: read a view instead of gathering
+            lo, hi = at.first, at.first + x.shape[0]
+            keys, values = pool_k[lo:hi, :, : at.t_read], pool_v[lo:hi, :, : at.t_read]
+        else:
+            keys, values = pool_k[at.slots, :, : at.t_read], pool_v[at.slots, :, : at.t_read]
+        ctx = F.scaled_dot_product_attention(q, keys, values, attn_mask=at.mask)
+        return self._finish(x, ctx)
 
 
 class GPT2LM(nn.Module):
@@ -154,6 +202,11 @@ class GPT2LM(nn.Module):
     * ``forward(input_ids [B, T]) -> logits [B, vocab]`` of the last position (no cache kept).
     * ``prefill(input_ids) -> (logits [B, vocab], cache)``
     * ``decode(next_ids [B, 1], cache) -> (logits [B, vocab], cache)`` appends to the cache.
+
+    Batched stepping over per-sequence caches (continuous batching): ``new_slot_cache(slots)``
+    allocates one cache slot per sequence; ``prefill_slots`` runs equal-length prompt chunks of
+    one or more sequences and ``decode_slots`` one new token for each of several sequences of different lengths (the
+    shorter ones' unused positions are masked out).
     """
 
     def __init__(
@@ -199,3 +252,68 @@ class GPT2LM(nn.Module):
         if next_ids.dim() != 2 or next_ids.shape[1] != 1:
             raise ValueError(f"decode expects next_ids of shape [B, 1], got {tuple(next_ids.shape)}")
         return self._run(next_ids, cache)
+
+    # ------------------------------------------------------------ slot caches (batched stepping)
+
+    def new_slot_cache(self, slots: int) -> SlotCache:
+        """Zeroed key/value pools for ``slots`` sequences of up to ``n_positions`` tokens, in the
+        module's dtype and device (``2 * layers * slots * n_positions * hidden`` elements)."""
+        w = self.wte.weight
+        out = []
+        for block in self.blocks:
+            assert isinstance(block, DecoderBlock)
+            shape = (slots, block.heads, self.n_positions, w.shape[1] // block.heads)
+            out.append((w.new_zeros(shape), w.new_zeros(shape)))
+        return tuple(out)
+
+    def _run_slots(
+        self, ids: torch.Tensor, cache: SlotCache, slots: Sequence[int], starts: Sequence[int]
+    ) -> torch.Tensor:
+        b, t = ids.shape
+        if len(slots) != b or len(starts) != b:
+            raise ValueError(f"{b} rows of ids need {b} slots and starts, got {len(slots)} and {len(starts)}")
+        t_read = max(starts) + t
+        if t_read > self.n_positions:
+            raise ValueError(f"sequence length {t_read} exceeds the context of {self.n_positions}")
+        dev = ids.device
+        start_t = torch.tensor(starts, dtype=torch.int64, device=dev)
+        positions = start_t[:, None] + torch.arange(t, device=dev)[None, :]  # [B, t]
+        mask: torch.Tensor | None = None
+        if t > 1 or min(starts) != max(starts):
+            # token i of row b sees cached positions 0 .. starts[b] + i; additive, built once per step
+            seen = torch.arange(t_read, device=dev)[None, None, :] <= positions[:, :, None]
+            mask = torch.zeros(seen.shape, dtype=self.wte.weight.dtype, device=dev)
+            mask = mask.masked_fill(~seen, float("-inf"))[:, None]  # [B, 1, t, T]
+        x = self.wte(ids) + self.wpe(positions)
+        consecutive = list(slots) == list(range(slots[0], slots[0] + b))
+        at = SlotIndex(
+            torch.tensor(slots, dtype=torch.int64, device=dev),
+            positions,
+            t_read,
+            mask,
+            slots[0] if consecutive else None,
+            (slots[0], starts[0]) if b == 1 else None,
+        )
+        for block, pool in zip(self.blocks, cache):
+            assert isinstance(block, DecoderBlock)
+            x = block.forward_slots(x, pool, at)
+        return F.linear(self.ln_f(x[:, -1]), self.wte.weight)
+
+    def prefill_slots(
+        self, ids: torch.Tensor, cache: SlotCache, slots: Sequence[int], starts: Sequence[int]
+    ) -> torch.Tensor:
+        """Prompt chunks ``ids [B, t]`` (equal lengths), row ``b`` at positions ``starts[b] ..
+        starts[b] + t - 1`` of the sequence in ``slots[b]`` (its earlier positions already cached)
+        -> logits ``[B, vocab]`` of each row's last token."""
+        if ids.dim() != 2:
+            raise ValueError(f"prefill_slots expects ids of shape [B, t], got {tuple(ids.shape)}")
+        return self._run_slots(ids, cache, slots, starts)
+
+    def decode_slots(
+        self, next_ids: torch.Tensor, cache: SlotCache, slots: Sequence[int], lengths: Sequence[int]
+    ) -> torch.Tensor:
+        """One token per sequence: ``next_ids [B, 1]`` for the sequences in ``slots`` holding
+        ``lengths`` cached tokens each -> logits ``[B, vocab]``; each cache grows by one."""
+        if next_ids.dim() != 2 or next_ids.shape[1] != 1:
+            raise ValueError(f"decode_slots expects next_ids of shape [B, 1], got {tuple(next_ids.shape)}")
+        return self._run_slots(next_ids, cache, slots, lengths)

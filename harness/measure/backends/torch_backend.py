@@ -6,16 +6,21 @@ Options: ``threads`` (intra-op threads), ``interop_threads``, ``compile`` (bool)
 
 On ``cuda`` devices ``infer`` calls ``torch.cuda.synchronize()`` before returning, so the
 host clock reading that follows sees completed work.
+
+Generation: ``generate`` (batch 1, the module's growing KV cache) and batched stepping over the
+module's slot caches (``new_slot_cache``/``prefill_slots``/``decode_slots``, see
+:class:`workloads.nets.transformer.GPT2LM`), greedy in both; tokens are read with ``tolist``
+or ``item``, so they are host-visible when returned. Both run the eager module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.measure.backends.base import Backend, BackendUnavailable, Capabilities
+from harness.measure.backends.base import Backend, BackendUnavailable, Capabilities, PrefillChunk
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -26,6 +31,7 @@ class TorchBackend(Backend):
         devices=("cpu", "cuda"),
         dtypes=("fp32", "bf16", "fp16"),
         streaming=True,
+        batched_stepping=True,
         options={
             "threads": "intra-op threads (torch.set_num_threads); default: library default",
             "interop_threads": "inter-op threads (set once per process)",
@@ -112,6 +118,85 @@ class TorchBackend(Backend):
                 tok = int(logits[0].argmax().item())
                 yield tok
 
+    def stepping_unsupported(self) -> str | None:
+        m = getattr(self, "_eager", None)
+        if m is None:
+            return "torch backend: load() a workload before batched stepping"
+        if not all(hasattr(m, a) for a in ("new_slot_cache", "prefill_slots", "decode_slots")):
+            return "this workload's module has no slot caches (new_slot_cache/prefill_slots/decode_slots)"
+        return None
+
+    def begin_stepping(self, max_num_seqs: int) -> None:
+        why = self.stepping_unsupported()
+        if why:
+            raise NotImplementedError(why)
+        self._slots = self._eager.new_slot_cache(max_num_seqs)
+        self._free = list(range(max_num_seqs - 1, -1, -1))
+        self._slot_of: dict[int, int] = {}
+        self._len: dict[int, int] = {}  # seq_id -> tokens cached
+
+    def prefill(self, chunks: Sequence[PrefillChunk]) -> list[int | None]:
+        """Chunks of equal length run as one batch (one forward per distinct length)."""
+        torch, m = self._torch, self._eager
+        groups: dict[int, list[int]] = {}
+        for k, c in enumerate(chunks):
+            if c.start == 0:
+                if c.seq_id in self._slot_of:
+                    raise ValueError(f"prefill: sequence {c.seq_id} already holds a cache; release it first")
+                if not self._free:
+                    raise RuntimeError(f"prefill: all {len(self._slot_of)} sequence caches are in use")
+                self._slot_of[c.seq_id] = self._free.pop()
+            elif self._len.get(c.seq_id) != c.start:
+                raise ValueError(
+                    f"prefill: chunk of sequence {c.seq_id} starts at {c.start}, "
+                    f"but {self._len.get(c.seq_id)} tokens are cached"
+                )
+            self._len[c.seq_id] = c.start + int(c.token_ids.size)
+            groups.setdefault(int(c.token_ids.size), []).append(k)
+        firsts: dict[int, Any] = {}
+        with torch.inference_mode():
+            for ks in groups.values():
+                rows = np.stack([np.asarray(chunks[k].token_ids, dtype=np.int64).reshape(-1) for k in ks])
+                logits = m.prefill_slots(
+                    torch.from_numpy(rows).to(self.device),
+                    self._slots,
+                    [self._slot_of[chunks[k].seq_id] for k in ks],
+                    [chunks[k].start for k in ks],
+                )
+                want = [j for j, k in enumerate(ks) if chunks[k].last]
+                if want:
+                    for j, tok in zip(want, logits[want].argmax(-1).tolist()):
+                        firsts[ks[j]] = int(tok)
+        return [firsts[k] if c.last else None for k, c in enumerate(chunks)]
+
+    def decode_step(self, active: Sequence[tuple[int, int]]) -> list[int]:
+        if not active:
+            return []
+        torch = self._torch
+        seqs = [s for s, _ in active]
+        lens = [self._len[s] for s in seqs]
+        with torch.inference_mode():
+            logits = self._eager.decode_slots(
+                torch.tensor([[t] for _, t in active], dtype=torch.int64, device=self.device),
+                self._slots,
+                [self._slot_of[s] for s in seqs],
+                lens,
+            )
+            toks: list[int] = logits.argmax(-1).tolist()
+        for s, n in zip(seqs, lens):
+            self._len[s] = n + 1
+        return toks
+
+    def release(self, seq_id: int) -> None:
+        slot = self._slot_of.pop(seq_id, None)
+        self._len.pop(seq_id, None)
+        if slot is not None:
+            self._free.append(slot)
+
+    def end_stepping(self) -> None:
+        self._slots = None
+        self._slot_of, self._len, self._free = {}, {}, []
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         torch = self._torch
@@ -132,3 +217,4 @@ class TorchBackend(Backend):
     def close(self) -> None:
         self._module = None
         self._eager = None
+        self._slots = None
