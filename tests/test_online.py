@@ -232,6 +232,111 @@ def test_late_issue_flags_the_generator() -> None:
     assert metrics["latency_max"].value == pytest.approx(2.00001)
 
 
+# ---------------------------------------------------------------- online validity (synthetic runs)
+
+
+def _run(sched: np.ndarray, completed: np.ndarray, rate_qps: float) -> OpenLoopRun:
+    n = sched.size
+    served = completed > 0
+    return OpenLoopRun(
+        int(sched[0]),
+        int(sched[0] + round(n / rate_qps * 1e9)),
+        sched,
+        sched.copy(),
+        np.where(served, sched, 0),
+        completed,
+        np.ones(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+    )
+
+
+def _poisson_sched(rng: np.random.Generator, n: int, rate_qps: float) -> np.ndarray:
+    return (10**9 + np.cumsum(rng.exponential(1e9 / rate_qps, n))).astype(np.int64)
+
+
+def test_incomplete_queries_are_counted_not_dropped() -> None:
+    rng = np.random.default_rng(4)
+    n = 2000
+    sched = _poisson_sched(rng, n, 1000.0)
+    lat = rng.integers(1_000_000, 2_000_000, n)
+    o = OnlineOptions(target_qps=1000.0, stop={"min_duration_s": 0, "min_queries": 10})
+    # 0.5 % never completed: p99 is still an observed latency, but higher than if they were dropped
+    few = np.where(np.arange(n) % 200 == 199, 0, sched + lat)
+    m, v, extra = summarize_online(_run(sched, few, 1000.0), 1000.0, o)
+    assert extra["queries_incomplete"] == 10 and not v["all_completed"]
+    dropped_p99 = float(np.sort(lat[few > 0])[int(0.99 * (n - 10))]) / 1e6
+    assert m["latency_p99"].value >= dropped_p99
+    assert m["latency_p99"].value == float(np.sort(lat[few > 0])[int(0.99 * n)]) / 1e6
+    assert "count as +inf" in m["latency_p99"].method and "10 of 2000" in m["latency_p99"].method
+    assert m["latency_p99"].ci_high is None  # its upper bound lands on an incomplete query
+    assert extra["early_stopping"]["incomplete"] == 10
+    # 2 % never completed: p99 lands on one of them and is reported unavailable, not finite
+    many = np.where(np.arange(n) % 50 == 49, 0, sched + lat)
+    m, v, extra = summarize_online(_run(sched, many, 1000.0), 1000.0, o)
+    assert m["latency_p99"].value is None and "unavailable" in m["latency_p99"].method
+    assert m["latency_p50"].value is not None
+    assert not v["early_stopping_met"] and "incomplete" in extra["early_stopping"]["reason"]
+
+
+def test_slo_verdict_is_loadgen_over_latency_early_stopping() -> None:
+    from harness.core import stats
+
+    n = 2000
+    sched = 10**9 + np.arange(n, dtype=np.int64) * 1_000_000
+    o = OnlineOptions(target_qps=1000.0, slo_ms=5.0, stop={"min_duration_s": 0, "min_queries": 10})
+    # the most queries over the bound that early stopping allows for p99 at confidence 0.99
+    t_max = max(t for t in range(40) if n - t >= stats.early_stopping_min_passing(t, 0.99, 0.99))
+    for over, passes in ((t_max, True), (t_max + 1, False)):
+        lat = np.full(n, 1_000_000)
+        lat[np.linspace(0, n - 1, over).astype(int)] = 9_000_000  # 9 ms > 5 ms, spread over the run
+        m, v, extra = summarize_online(_run(sched, sched + lat, 1000.0), 1000.0, o)
+        assert v["slo_met"] is passes, (over, extra["slo"])
+        assert extra["slo"]["over_bound"] == over and extra["slo"]["n"] == n
+        # the plain p99 is 1 ms either way: the count, not the percentile, decides
+        assert m["latency_p99"].value == 1.0
+    # a query never completed counts as over the bound
+    lat = np.full(n, 1_000_000)
+    lat[np.linspace(0, n - 1, t_max).astype(int)] = 9_000_000
+    completed = sched + lat
+    completed[1] = 0  # within the bound, had it completed
+    _, v, extra = summarize_online(_run(sched, completed, 1000.0), 1000.0, o)
+    assert extra["slo"]["incomplete"] == 1 and extra["slo"]["over_bound"] == t_max + 1 and not v["slo_met"]
+
+
+def test_open_loop_steady_state_is_a_lateness_trend_test() -> None:
+    rng = np.random.default_rng(8)
+    n = 10_000
+    sched = _poisson_sched(rng, n, 1000.0)
+    o = OnlineOptions(target_qps=1000.0, stop={"min_duration_s": 0, "min_queries": 10})
+    steady = sched + rng.integers(1_000_000, 3_000_000, n)
+    _, v, extra = summarize_online(_run(sched, steady, 1000.0), 1000.0, o)
+    assert v["steady_state"] and extra["steady_state"]["verdict"] == "stable"
+    assert v["achieved_rate_met"]
+    # a growing backlog: lateness climbs by 10 ms over the run (5x its mean at the start)
+    grow = steady + np.linspace(0, 10_000_000, n).astype(np.int64)
+    _, v, extra = summarize_online(_run(sched, grow, 1000.0), 1000.0, o)
+    ss = extra["steady_state"]
+    assert not v["steady_state"] and ss["verdict"] == "unstable" and ss["p_value"] < 0.01
+    assert ss["rise_ms"] == pytest.approx(10.0, rel=0.2) and ss["ratio"] > 1.5
+
+
+def test_achieved_rate_tolerance_depends_on_the_count() -> None:
+    n = 10_000
+    sched = 10**9 + np.arange(n, dtype=np.int64) * 1_000_000  # 10 s at 1000 QPS
+    o = OnlineOptions(target_qps=1000.0, stop={"min_duration_s": 0, "min_queries": 10})
+    ok = sched + 2_000_000
+    assert summarize_online(_run(sched, ok, 1000.0), 1000.0, o)[1]["achieved_rate_met"]
+    # the server fell behind: the last completions end 1 s after the schedule (a 9 % shortfall,
+    # far beyond the Poisson spread of about 3 % at 10 000 queries)
+    slow = sched + np.linspace(2_000_000, 1_000_000_000, n).astype(np.int64)
+    _, v, extra = summarize_online(_run(sched, slow, 1000.0), 1000.0, o)
+    assert not v["achieved_rate_met"]
+    assert (
+        extra["achieved_rate"]["expected"] - extra["achieved_rate"]["completed"]
+        > extra["achieved_rate"]["allowed_shortfall"]
+    )
+
+
 def test_serve_requires_a_pool_for_every_size() -> None:
     with pytest.raises(ValueError, match=r"sizes \[2\]"):
         serve(lambda b: None, {1: [None]}, np.zeros(3, dtype=np.int64), DynamicBatcher(2, 0))

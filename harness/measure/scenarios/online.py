@@ -21,8 +21,10 @@ more than 1 ms late. Queue time = dispatch - issued; service time = completed - 
 
 The schedule spans ``stop.min_duration_s`` at ``target_qps`` and holds at least
 ``stop.min_queries`` queries (extended at the same rate when needed; ``stop.max_queries``
-and ``stop.max_duration_s`` cap it, and a run cut short of its minimums is flagged). Queries still unfinished ``stop.max_duration_s`` after the start are dropped and
-the run is marked invalid (``all_completed = False``).
+and ``stop.max_duration_s`` cap it, and a run cut short of its minimums is flagged). Queries still unfinished ``stop.max_duration_s`` after the start
+are counted, not dropped: they enter latency percentiles, early stopping and the SLO test as
+``+inf`` (``queries_incomplete``), and the run is marked invalid (``all_completed = False``).
+Validity (:func:`summarize_online`): see docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -226,7 +228,14 @@ def summarize_online(
     *,
     samples_per_query: int = 1,
 ) -> tuple[dict[str, Metric], dict[str, bool], dict[str, Any]]:
-    """Metrics, validity flags and extra details of one open-loop run (see docs/scenarios.md)."""
+    """Metrics, validity flags and extra details of one open-loop run (see docs/scenarios.md).
+
+    Queries not completed by the end of the window are counted, not dropped: they enter the
+    latency percentiles, early stopping and the SLO test as ``+inf`` (``queries_incomplete``).
+    Steady state is a lateness trend test on batch means plus achieved vs offered rate
+    (:mod:`harness.core.batch_means`); the SLO verdict is LoadGen Server's over-latency test.
+    """
+    from harness.core import batch_means
     from harness.measure.scenarios.summary import latency_metrics, window_throughput
 
     done = run.done
@@ -238,10 +247,16 @@ def summarize_online(
     queue = (run.dispatch_ns - run.issued_ns)[done]
     service = (run.completed_ns - run.dispatch_ns)[done]
     last = int(run.completed_ns[done].max()) if n_done else run.end_ns
-    window_ns = max(run.end_ns, last) - run.start_ns
+    end_ns = max(run.end_ns, last)
+    window_ns = end_ns - run.start_ns
     window_s = window_ns / 1e9 if window_ns > 0 else float("nan")
     q = o.target_percentile
-    metrics: dict[str, Metric] = latency_metrics(lat, q) if n_done else {}
+    # schedule order; +inf for queries not completed by the end of the window (LoadGen's rule)
+    order = np.argsort(run.scheduled_ns, kind="stable")
+    lat_all = np.full(n, np.inf)
+    lat_all[done] = lat.astype(float)
+    lat_all = lat_all[order]
+    metrics: dict[str, Metric] = latency_metrics(lat_all, q, in_order=True) if n else {}
     metrics["offered_qps"] = Metric(value=float(rate_qps), unit="queries/s", method="target arrival rate")
     metrics["achieved_qps"] = Metric(
         value=n_done / window_s,
@@ -249,7 +264,7 @@ def summarize_online(
         method="completed queries / (max(schedule end, last completion) - schedule start)",
     )
     metrics["throughput"] = Metric(value=n_done * samples_per_query / window_s, unit="samples/s")
-    pm = "sorted[floor(n*p)] (LoadGen)"
+    pm = "sorted[floor(n*p)] (LoadGen), completed queries"
     for name, arr, p in (
         ("issue_delay_p50", delay[issued_mask], 0.5),
         ("issue_delay_p99", delay[issued_mask], 0.99),
@@ -271,27 +286,40 @@ def summarize_online(
     extra: dict[str, Any] = {
         "queries_scheduled": n,
         "queries_completed": n_done,
+        "queries_incomplete": n - n_done,
         "late_fraction": late_frac,
         "window_ns": window_ns,
         "rate_qps": rate_qps,
     }
-    if n_done:
-        es = stats.early_stopping_percentile(lat, q, o.confidence)
+    if n:
+        es = stats.early_stopping_percentile(lat_all, q, o.confidence)
         validity["early_stopping_met"] = bool(es.valid)
-        extra["early_stopping"] = {"n": es.n, "min_queries": es.min_queries}
+        extra["early_stopping"] = {
+            "n": es.n,
+            "min_queries": es.min_queries,
+            "incomplete": es.n_incomplete,
+            "reason": es.reason,
+        }
         if es.valid:
             metrics["latency_early_stop"] = Metric(
                 value=es.conservative_value / 1e6,
                 unit="ms",
-                method=f"MLPerf early stopping, p{q * 100:g} at confidence {o.confidence}",
+                method=f"MLPerf early stopping, p{q * 100:g} at confidence {o.confidence}; "
+                f"{es.n_incomplete} incomplete queries count as +inf",
             )
-        # steady state: median latency over the last 3 windows of the schedule (in schedule
-        # order) within 10 % (perf_analyzer's rule); throughput is fixed by the schedule and
-        # checked as achieved vs offered
-        if n_done >= 30:
-            ss = stats.steady_state(lat, n_windows=3, tolerance=0.10)
-            validity["steady_state"] = bool(ss.stable)
-            extra["steady_state"] = {"window_medians_ms": [m / 1e6 for m in ss.window_medians], "ratio": ss.ratio}
+        validity_ss, extra["steady_state"] = open_loop_steady_state(run, done, end_ns)
+        if validity_ss is not None:
+            validity["steady_state"] = validity_ss
+        if window_s > 0:
+            rc = batch_means.rate_shortfall(n_done, rate_qps, window_s)
+            validity["achieved_rate_met"] = rc.ok
+            extra["achieved_rate"] = {
+                "completed": rc.completed,
+                "expected": rc.expected,
+                "allowed_shortfall": rc.allowed_shortfall,
+                "method": batch_means.RATE_METHOD,
+            }
+    if n_done:
         wt = window_throughput(run.completed_ns[done], np.ones(n_done, dtype=np.int64))
         extra["window_throughput"] = [float(x) for x in wt]
     if o.slo_ms is not None:
@@ -300,13 +328,57 @@ def summarize_online(
         metrics["goodput"] = Metric(
             value=good / window_s, unit="queries/s", method=f"completed queries with latency <= {o.slo_ms} ms / window"
         )
-        pq = _pct_ms(lat, q)
-        es_val = metrics.get("latency_early_stop")
-        basis = es_val.value if es_val is not None else pq
+        slo = stats.early_stopping_over_latency(lat_all, slo_ns, q, o.confidence)
+        validity["slo_met"] = slo.passed
         extra["slo_ms"] = o.slo_ms
-        extra["slo_basis"] = "early_stop" if es_val is not None else f"plain p{q * 100:g} (early stopping not met)"
-        validity["slo_met"] = bool(basis is not None and basis <= o.slo_ms and n_done == n)
+        extra["slo_basis"] = (
+            f"LoadGen Server rule: queries over {o.slo_ms} ms (incomplete ones included) pass early stopping "
+            f"at p{q * 100:g}, confidence {o.confidence}"
+        )
+        extra["slo"] = {
+            "n": slo.n,
+            "over_bound": slo.over,
+            "incomplete": slo.incomplete,
+            "min_passing": slo.min_passing,
+            "passing": slo.n - slo.over,
+            "percentile": q,
+            "confidence": o.confidence,
+        }
     return metrics, validity, extra
+
+
+def open_loop_steady_state(run: OpenLoopRun, done: np.ndarray, end_ns: int) -> tuple[bool | None, dict[str, Any]]:
+    """Lateness trend over the schedule (:func:`harness.core.batch_means.trend_test`).
+
+    Lateness = completed - scheduled; a query not completed by the end of the window enters with
+    ``end - scheduled``, a lower bound. ``None`` validity when the test could not run; only an
+    ``unstable`` verdict is invalid (``inconclusive`` is recorded with its reason).
+    """
+    from harness.core import batch_means
+
+    lateness = np.where(done, run.completed_ns, end_ns) - run.scheduled_ns
+    tr = batch_means.trend_test(run.scheduled_ns, lateness)
+    mean_ms = float(np.mean(lateness)) / 1e6 if lateness.size else float("nan")
+    info: dict[str, Any] = {
+        "verdict": tr.verdict,
+        "method": batch_means.TREND_METHOD,
+        "rise_ms": tr.rise / 1e6,
+        "rise_bounds_ms": [tr.rise_low / 1e6, tr.rise_high / 1e6],
+        "relative_rise": tr.relative_rise,
+        "mean_lateness_ms": mean_ms,
+        "p_value": tr.p_value,
+        "alpha": tr.alpha,
+        "tolerance": tr.tolerance,
+        "batches": tr.batches,
+        "tau": tr.tau,
+        # spread as the gate reads it: fitted lateness growth relative to the mean, >= 1
+        "ratio": max(1.0, 1.0 + tr.relative_rise) if np.isfinite(tr.relative_rise) else 1.0,
+    }
+    if tr.reason:
+        info["note"] = tr.reason
+    if tr.batches == 0 and tr.verdict == "inconclusive" and not np.isfinite(tr.rise):
+        return None, info
+    return tr.verdict != "unstable", info
 
 
 def measure_rate(
