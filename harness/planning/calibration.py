@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.core.hardware import load_profiles
+from harness.core.hardware import HardwareProfile, load_profiles
+from harness.core.records import CellRecord
 from harness.planning.projection import (
     Efficiency,
     ProjectionError,
@@ -41,7 +41,7 @@ from harness.planning.reference import (
 from harness.planning.workload_cost import WorkloadCost, mlperf_cost
 
 
-def _predict(fam: str, profile: Any, eff: Any) -> tuple[float, str]:
+def _predict(fam: str, profile: HardwareProfile, eff: Efficiency) -> tuple[float, str]:
     """Projected per-device Offline throughput (samples/s, or tokens/s for llama)."""
     cost = mlperf_cost(fam)
     dtype = choose_dtype(profile, BENCHMARK_DTYPE[fam]) or choose_dtype(profile, "bf16")
@@ -52,13 +52,15 @@ def _predict(fam: str, profile: Any, eff: Any) -> tuple[float, str]:
     return project_offline(cost, profile, dtype, eff).throughput_per_s, dtype
 
 
-def _prior(profile: Any, fam: str) -> Any:
+def _prior(profile: HardwareProfile, fam: str) -> Efficiency:
     dtype = choose_dtype(profile, BENCHMARK_DTYPE[fam]) or "bf16"
     return default_efficiency(profile.kind, dtype)
 
 
 @dataclass(frozen=True)
 class CalibrationPoint:
+    """One MLPerf result against its projection: per-device throughput (samples/s or tokens/s)."""
+
     round: str
     profile_id: str
     benchmark: str
@@ -74,8 +76,8 @@ class CalibrationPoint:
 
 def _points(
     rounds: tuple[str, ...],
-    calibration: dict[tuple[str, str], Any] | None,
-    profiles: dict[str, Any],
+    calibration: dict[tuple[str, str], Efficiency] | None,
+    profiles: dict[str, HardwareProfile],
     server_factors: dict[tuple[str, str], float] | None = None,
 ) -> list[CalibrationPoint]:
     df = load_mlperf()
@@ -119,10 +121,10 @@ def _points(
 
 
 @lru_cache(maxsize=4)
-def _calibrate(rounds: tuple[str, ...]) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], float]]:
+def _calibrate(rounds: tuple[str, ...]) -> tuple[dict[tuple[str, str], Efficiency], dict[tuple[str, str], float]]:
     profiles = load_profiles()
     pts = _points(rounds, None, profiles)
-    out: dict[tuple[str, str], Any] = {}
+    out: dict[tuple[str, str], Efficiency] = {}
     groups: dict[tuple[str, str], list[CalibrationPoint]] = {}
     for pt in pts:
         groups.setdefault((profiles[pt.profile_id].kind, BENCHMARK_CLASS[pt.benchmark]), []).append(pt)
@@ -148,16 +150,16 @@ def _calibrate(rounds: tuple[str, ...]) -> tuple[dict[tuple[str, str], Any], dic
     for key, eff in list(out.items()):
         kind, cls = key
         g = [pt for pt in again if profiles[pt.profile_id].kind == kind and BENCHMARK_CLASS[pt.benchmark] == cls]
-        off = [pt.ratio for pt in g if pt.scenario == "Offline"]
+        off_ratios = [pt.ratio for pt in g if pt.scenario == "Offline"]
         srv = [pt.ratio for pt in g if pt.scenario == "Server"]
         sf = float(np.exp(np.mean(np.log(srv)))) if srv else 1.0
         factors[key] = sf
-        lo, hi = (min(off), max(off)) if off else (1 / 3, 3.0)
+        lo, hi = (min(off_ratios), max(off_ratios)) if off_ratios else (1 / 3, 3.0)
         out[key] = eff.model_copy(update={"ratio_low": min(lo, 1.0), "ratio_high": max(hi, 1.0)})
     return out, factors
 
 
-def mlperf_calibration(rounds: tuple[str, ...] = CALIBRATION_ROUNDS) -> dict[tuple[str, str], Any]:
+def mlperf_calibration(rounds: tuple[str, ...] = CALIBRATION_ROUNDS) -> dict[tuple[str, str], Efficiency]:
     """Efficiency per (device kind, workload class) fitted on MLPerf Offline results of
     ``rounds``: compute and memory efficiency = prior x geometric mean of measured / predicted
     (both roofs scale, so an effective efficiency above 1 means the stack moves fewer bytes or
@@ -197,7 +199,7 @@ def validate_projection(
 
 
 def efficiency_for(
-    profile: Any,
+    profile: HardwareProfile,
     cost: WorkloadCost,
     dtype: str,
     calibration: dict[tuple[str, str], Efficiency] | None = None,
@@ -216,7 +218,9 @@ def efficiency_for(
     return default_efficiency(profile.kind, dtype)
 
 
-def calibrate_from_cells(cells: list[Any], profile: Any, cost: WorkloadCost, dtype: str = "fp32") -> Efficiency | None:
+def calibrate_from_cells(
+    cells: list[CellRecord], profile: HardwareProfile, cost: WorkloadCost, dtype: str = "fp32"
+) -> Efficiency | None:
     """Effective efficiency of ``profile`` from measured offline cells (``CellRecord``s whose
     ``profile_id`` is ``profile.id`` and whose model is ``cost``'s).
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric
 from harness.planning.workload_cost import WorkloadCost, largest_fitting_batch
 
@@ -74,7 +74,9 @@ class Efficiency(BaseModel):
     origin: str = Field(description="where the figures come from")
     ratio_low: float = Field(0.33, gt=0, description="lowest measured/predicted throughput ratio")
     ratio_high: float = Field(3.0, gt=0, description="highest measured/predicted throughput ratio")
-    effective_tflops: float | None = Field(None, gt=0, description="measured compute roof (profiles without a peak)")
+    effective_tflops: float | None = Field(
+        default=None, gt=0, description="measured compute roof (profiles without a peak)"
+    )
 
     def describe(self) -> str:
         roof = f", roof {self.effective_tflops:.3g} TFLOP/s" if self.effective_tflops else ""
@@ -129,7 +131,7 @@ def workload_class(cost: WorkloadCost) -> str:
     return TASK_CLASS.get(cost.task, "other")
 
 
-def choose_dtype(profile: Any, requested: str) -> str | None:
+def choose_dtype(profile: HardwareProfile, requested: str) -> str | None:
     """First dtype of :data:`DTYPE_FALLBACK[requested]` with a peak on ``profile``; else None."""
     if requested not in DTYPE_FALLBACK:
         raise ProjectionError(f"unknown dtype {requested!r}; allowed: {', '.join(DTYPE_FALLBACK)}")
@@ -142,7 +144,7 @@ def choose_dtype(profile: Any, requested: str) -> str | None:
 # --------------------------------------------------------------------------- roofline core
 
 
-def _roofs(profile: Any, dtype: str, eff: Efficiency, devices: int) -> tuple[float, float]:
+def _roofs(profile: HardwareProfile, dtype: str, eff: Efficiency, devices: int) -> tuple[float, float]:
     """(FLOP/s, bytes/s) reachable by ``devices`` devices."""
     peak = profile.peak(dtype)
     if eff.effective_tflops is not None:
@@ -156,13 +158,15 @@ def _roofs(profile: Any, dtype: str, eff: Efficiency, devices: int) -> tuple[flo
     return flops_s * devices, profile.memory_bw_gbps * 1e9 * eff.memory * devices
 
 
-def usable_memory_bytes(profile: Any, devices: int = 1) -> float:
+def usable_memory_bytes(profile: HardwareProfile, devices: int = 1) -> float:
     if profile.memory_gb is None:
         return math.inf
     return profile.memory_gb * 1e9 * USABLE_MEMORY_FRACTION * devices
 
 
-def max_batch(cost: WorkloadCost, profile: Any, dtype: str, devices: int = 1, cap: int = MAX_BATCH_CAP) -> int:
+def max_batch(
+    cost: WorkloadCost, profile: HardwareProfile, dtype: str, devices: int = 1, cap: int = MAX_BATCH_CAP
+) -> int:
     """Largest batch whose footprint fits ``devices`` devices (0: not even batch 1)."""
     mem = usable_memory_bytes(profile, devices)
     if math.isinf(mem):
@@ -171,21 +175,23 @@ def max_batch(cost: WorkloadCost, profile: Any, dtype: str, devices: int = 1, ca
 
 
 def batch_latency_s(
-    cost: WorkloadCost, profile: Any, batch: int, dtype: str, eff: Efficiency, devices: int = 1
+    cost: WorkloadCost, profile: HardwareProfile, batch: int, dtype: str, eff: Efficiency, devices: int = 1
 ) -> float:
     """Roofline latency of one forward over ``batch`` samples (prefill for decoders)."""
     f, bw = _roofs(profile, dtype, eff, devices)
     return max(cost.flops(batch) / f, cost.bytes_moved(batch, dtype) / bw) + eff.overhead_s
 
 
-def bound_of(cost: WorkloadCost, profile: Any, batch: int, dtype: str, eff: Efficiency, devices: int = 1) -> str:
+def bound_of(
+    cost: WorkloadCost, profile: HardwareProfile, batch: int, dtype: str, eff: Efficiency, devices: int = 1
+) -> str:
     f, bw = _roofs(profile, dtype, eff, devices)
     return "compute" if cost.flops(batch) / f >= cost.bytes_moved(batch, dtype) / bw else "memory"
 
 
 def decode_step_s(
     cost: WorkloadCost,
-    profile: Any,
+    profile: HardwareProfile,
     batch: int,
     dtype: str,
     eff: Efficiency,
@@ -198,7 +204,7 @@ def decode_step_s(
 
 
 def service_curve_ns(
-    cost: WorkloadCost, profile: Any, dtype: str, eff: Efficiency, max_batch_size: int, devices: int = 1
+    cost: WorkloadCost, profile: HardwareProfile, dtype: str, eff: Efficiency, max_batch_size: int, devices: int = 1
 ) -> np.ndarray:
     """``t(b)`` in ns for ``b = 1..max_batch_size`` (index ``b - 1``)."""
     return np.array(
@@ -240,7 +246,12 @@ class Projection:
 
 
 def project_offline(
-    cost: WorkloadCost, profile: Any, dtype: str, eff: Efficiency, batch: int | None = None, devices: int = 1
+    cost: WorkloadCost,
+    profile: HardwareProfile,
+    dtype: str,
+    eff: Efficiency,
+    batch: int | None = None,
+    devices: int = 1,
 ) -> Projection:
     """Throughput and batch latency at ``batch`` (default: the largest batch that fits, capped
     at :data:`MAX_BATCH_CAP`)."""
@@ -291,7 +302,7 @@ class DecoderProjection:
 
 def project_decoder(
     cost: WorkloadCost,
-    profile: Any,
+    profile: HardwareProfile,
     dtype: str,
     eff: Efficiency,
     *,

@@ -118,7 +118,7 @@ def load_mlperf() -> pd.DataFrame:
     return df
 
 
-def row_metric(row: Any) -> Metric:
+def row_metric(row: pd.Series[Any]) -> Metric:
     """One row's per-accelerator result as a ``reference`` metric with its source link."""
     unit = {"Samples/s": "samples/s", "Queries/s": "queries/s", "Tokens/s": "tokens/s"}.get(
         row["units"], str(row["units"])

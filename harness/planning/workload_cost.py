@@ -43,11 +43,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from workloads.base import WorkloadInfo
+from workloads.registry import get_workload, list_workloads
 
 BYTES_PER_ELEMENT: dict[str, int] = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 #: every counted activation is written once and read once
@@ -57,19 +61,20 @@ MLPERF_BENCHMARKS: tuple[str, ...] = ("resnet50", "bert-99", "llama2-70b")
 
 BERT_LARGE_384: dict[str, int] = {"hidden": 1024, "layers": 24, "heads": 16, "ffn": 4096, "seq_len": 384}
 
-LLAMA2_70B = {
+#: Llama 2 70B architecture (GQA: 8 KV heads)
+LLAMA2_70B: dict[str, int] = {
     "params": 70_000_000_000,
     "layers": 80,
     "hidden": 8192,
     "heads": 64,
     "kv_heads": 8,
     "head_dim": 128,
-    "sources": [
-        "https://arxiv.org/abs/2307.09288 (Llama 2, Table 1: 70B uses GQA)",
-        "https://huggingface.co/meta-llama/Llama-2-70b-hf/blob/main/config.json",
-        "https://arxiv.org/abs/2001.08361 (Sec. 2.1: forward FLOPs per token ~ 2 N)",
-    ],
 }
+LLAMA2_70B_SOURCES: tuple[str, ...] = (
+    "https://arxiv.org/abs/2307.09288 (Llama 2, Table 1: 70B uses GQA)",
+    "https://huggingface.co/meta-llama/Llama-2-70b-hf/blob/main/config.json",
+    "https://arxiv.org/abs/2001.08361 (Sec. 2.1: forward FLOPs per token ~ 2 N)",
+)
 
 SNAPSHOT_FILE = "zoo_counts.json"
 
@@ -181,9 +186,11 @@ def _check_batch(batch: int) -> None:
             raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
 
 
-def cost_from_info(info: Any, *, output_tokens: int | None = None, source: str = "") -> WorkloadCost:
+def cost_from_info(
+    info: WorkloadInfo | Mapping[str, Any], *, output_tokens: int | None = None, source: str = ""
+) -> WorkloadCost:
     """Cost model from a :class:`~workloads.base.WorkloadInfo` or its ``to_dict()`` form."""
-    d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+    d = info.to_dict() if isinstance(info, WorkloadInfo) else dict(info)
     extra = d.get("extra") or {}
     ctx = extra.get("decode_context_tokens")
     if ctx is None and d.get("flops_per_token_decode") is not None:
@@ -219,9 +226,7 @@ def _snapshot_key(name: str, size: str, params: dict[str, Any] | None = None) ->
 
 
 def _snapshot_entries() -> list[tuple[str, str, dict[str, Any]]]:
-    from workloads.registry import list_workloads
-
-    out = [(n, s, {}) for n in list_workloads() for s in ("standard", "tiny")]
+    out: list[tuple[str, str, dict[str, Any]]] = [(n, s, {}) for n in list_workloads() for s in ("standard", "tiny")]
     out.append(("bert", "standard", dict(BERT_LARGE_384)))
     return out
 
@@ -229,8 +234,6 @@ def _snapshot_entries() -> list[tuple[str, str, dict[str, Any]]]:
 def write_zoo_snapshot(path: str | Path | None = None) -> Path:
     """Count every built-in workload (standard, tiny, and BERT-large-384) and write the
     package-data snapshot. Imports torch (through :mod:`workloads`)."""
-    from workloads.registry import get_workload
-
     target = Path(path) if path is not None else Path(__file__).parent / "reference_data" / SNAPSHOT_FILE
     data: dict[str, Any] = {}
     for name, size, params in _snapshot_entries():
@@ -273,8 +276,6 @@ def workload_cost(
             output_tokens=output_tokens,
             source=f"zoo counts {key} ({snap.get('flops_method', '')}; shipped snapshot)",
         )
-    from workloads.registry import get_workload
-
     info = get_workload(name, size, **(params or {})).info()
     return cost_from_info(info, output_tokens=output_tokens, source=f"zoo counts {key} (counted now)")
 
@@ -309,15 +310,13 @@ def mlperf_cost(benchmark: str) -> WorkloadCost:
             source=(
                 "analytic: FLOPs/token = 2 * 70e9; KV/token = 2*80*8*128 elements; "
                 "prefill FLOPs = 2 * 70e9 * 1024 (MLPerf max input length, an upper bound), ~291 output tokens/query (dataset note); "
-                + "; ".join(L["sources"])
+                + "; ".join(LLAMA2_70B_SOURCES)
             ),
         )
     raise ValueError(f"unknown MLPerf benchmark {benchmark!r}; allowed: {', '.join(MLPERF_BENCHMARKS)}")
 
 
 def _renamed(c: WorkloadCost, name: str, source: str) -> WorkloadCost:
-    from dataclasses import replace
-
     return replace(c, name=name, size="mlperf", source=source)
 
 
