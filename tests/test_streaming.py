@@ -109,7 +109,8 @@ class FakeClock:
 
 class ScriptedDecoder(NullBackend):
     """Advances a fake clock by ``prefill_ns`` before the first token and by the scripted
-    ``gaps_ns`` (cycled) before each following token."""
+    ``gaps_ns`` (cycled) before each following token (``generate`` only: run with
+    ``engine="naive"``)."""
 
     def __init__(self, clock: FakeClock, prefill_ns: int, gaps_ns: list[int]) -> None:
         super().__init__()
@@ -130,6 +131,7 @@ def test_token_metrics_follow_definitions_on_scripted_times() -> None:
     be = ScriptedDecoder(clock, prefill_ns=10_000_000, gaps_ns=[2_000_000, 3_000_000, 4_000_000])
     opts = TokenStreamOptions(
         mode="closed",
+        engine="naive",
         output_len=4,
         prompt_len=[3, 9],
         ttft_slo_ms=10.0,
@@ -163,6 +165,7 @@ def test_token_warmup_honours_both_minimums() -> None:
     be = ScriptedDecoder(clock, prefill_ns=10_000_000, gaps_ns=[3_000_000])
     opts = TokenStreamOptions(
         mode="closed",
+        engine="naive",
         output_len=4,
         prompt_len=4,
         stop={"min_duration_s": 0, "min_queries": 5, "max_queries": 5, "warmup_queries": 2, "warmup_s": 0.1},
@@ -186,9 +189,11 @@ def test_goodput_counts_requests_meeting_both_slos() -> None:
     assert m["goodput"].value == pytest.approx(1.0)  # only the first: TTFT <= 10 ns, TPOT <= 10 ns
 
 
-def test_open_loop_rows_are_consistent() -> None:
+@pytest.mark.parametrize("engine", ["continuous", "naive"])
+def test_open_loop_rows_are_consistent(engine: str) -> None:
     opts = TokenStreamOptions(
         mode="open",
+        engine=engine,
         target_qps=400.0,
         prompt_len=4,
         output_len=[1, 6],
@@ -205,6 +210,65 @@ def test_open_loop_rows_are_consistent() -> None:
     ttft = q["first_token_ns"] - q["scheduled_ns"]
     assert res.metrics["ttft_p50"].value == pytest.approx(stats.percentile(ttft, 0.5) / 1e6)
     assert res.metrics["offered_qps"].value == 400.0
+    assert res.extra["engine"] == engine and "engine_fallback" not in res.extra
+
+
+class ScriptedStepper(NullBackend):
+    """Batched stepping on a fake clock: each ``prefill`` call takes ``prefill_ns``, each
+    ``decode_step`` call ``decode_ns`` whatever the batch (an ideal batched model)."""
+
+    def __init__(self, clock: FakeClock, prefill_ns: int, decode_ns: int) -> None:
+        super().__init__()
+        self.clock, self.prefill_ns, self.decode_ns = clock, prefill_ns, decode_ns
+        self.batches: list[int] = []
+
+    def prefill(self, chunks: Any) -> list[int | None]:
+        self.clock.t += self.prefill_ns
+        return super().prefill(chunks)
+
+    def decode_step(self, active: Any) -> list[int]:
+        self.clock.t += self.decode_ns
+        self.batches.append(len(active))
+        return super().decode_step(active)
+
+
+def test_continuous_engine_times_follow_definitions_on_a_fake_clock() -> None:
+    clock = FakeClock()
+    be = ScriptedStepper(clock, prefill_ns=10_000_000, decode_ns=2_000_000)
+    opts = TokenStreamOptions(
+        mode="closed",
+        concurrency=4,
+        prompt_len=5,
+        output_len=4,
+        stop={"min_duration_s": 0, "min_queries": 12, "warmup_queries": 0, "warmup_s": 0, "max_queries": 12},
+    )
+    res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
+    m, q = res.metrics, res.queries
+    assert res.extra["engine"] == "continuous" and res.extra["engine_stats"]["max_decode_batch"] == 4
+    # 3 waves of 4 requests: one prefill step (10 ms, first tokens), then 3 decode steps of
+    # 2 ms for all four at once
+    assert be.batches == [4] * 9
+    np.testing.assert_array_equal(q["first_token_ns"] - q["scheduled_ns"], np.full(12, 10_000_000))
+    assert m["ttft_p99"].value == pytest.approx(10.0) and m["tpot_p50"].value == pytest.approx(2.0)
+    assert m["itl_min"].value == pytest.approx(2.0) and m["itl_max"].value == pytest.approx(2.0)
+    assert m["output_tokens_per_s"].value == pytest.approx(48 / (3 * 0.016))
+    # a wave is scheduled when the previous one finished, and admitted at once
+    np.testing.assert_array_equal(q["dispatch_ns"], q["scheduled_ns"])
+    assert sorted(set(q["scheduled_ns"] - q["scheduled_ns"].min())) == [0, 16_000_000, 32_000_000]
+
+
+def test_backend_without_batched_stepping_falls_back_to_naive_with_reason() -> None:
+    clock = FakeClock()
+    be = ScriptedDecoder(clock, prefill_ns=1_000_000, gaps_ns=[1_000_000])
+    be.stepping_unsupported = lambda: "no slot caches here"  # type: ignore[method-assign]
+    opts = TokenStreamOptions(
+        output_len=3,
+        stop={"min_duration_s": 0, "min_queries": 3, "warmup_queries": 0, "warmup_s": 0, "max_queries": 3},
+    )
+    res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
+    assert res.extra["engine"] == "naive" and res.extra["engine_requested"] == "continuous"
+    assert res.extra["engine_fallback"] == "no slot caches here"
+    assert len(be.requests) == 3 and res.validity["all_completed"]
 
 
 def test_lengths_are_seeded_and_in_range() -> None:

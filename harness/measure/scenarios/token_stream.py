@@ -8,11 +8,23 @@ are generated before the clock starts.
 Load
 ----
 * ``mode: open`` -- requests arrive on a seeded schedule at ``target_qps``
-  (:mod:`harness.measure.load.arrivals`); up to ``max_concurrency`` requests are served at once (one worker
-  thread each), the rest wait in a FIFO queue. Time waiting counts: TTFT starts at the
-  scheduled time.
+  (:mod:`harness.measure.load.arrivals`); up to ``max_concurrency`` requests are served at
+  once, the rest wait in a FIFO queue. Time waiting counts: TTFT starts at the scheduled time.
 * ``mode: closed`` -- ``concurrency`` clients, each sending its next request when the
   previous one finished (scheduled = issued).
+
+Engine (``engine``)
+-------------------
+* ``continuous`` (default) -- one engine thread steps every active request at once
+  (iteration-level scheduling, :mod:`harness.measure.serving`): per step one decode token for
+  each running sequence plus prefill chunks, at most ``max_batched_tokens`` tokens and
+  ``max_num_seqs`` sequences (default: ``max_concurrency`` open, ``concurrency`` closed);
+  with ``kv_cache_tokens`` set, requests wait while their KV reservation does not fit. Needs a
+  backend with batched stepping; otherwise the cell runs ``naive`` and records why in
+  ``extra.engine_fallback``.
+* ``naive`` -- one thread per request in service, each running batch-1 ``generate``.
+
+Drivers: :mod:`harness.measure.scenarios.token_load`.
 
 Definitions (MLPerf LLM / vLLM ``benchmark_serving``)
 ----------------------------------------------------
@@ -33,20 +45,27 @@ Raw rows: per request ``scheduled_ns``, ``issued_ns`` (handed to the server queu
 from __future__ import annotations
 
 import math
-import queue
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from harness.core.clock import SPIN_NS, now_ns, wait_until_ns
+from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.measure.load import arrivals
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS, LEAD_NS, SWITCH_INTERVAL_S
+from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS
+from harness.measure.scenarios.token_load import (
+    Forever,
+    TokenRecorder,
+    choose_engine,
+    run_closed,
+    run_closed_engine,
+    run_open,
+    run_open_engine,
+)
+from harness.measure.serving.scheduler import EngineLimits, kv_reservation
 
 Length = int | tuple[int, int]
 
@@ -65,6 +84,20 @@ class TokenStreamOptions(ScenarioOptions):
     vocab_size: int | None = Field(None, ge=2, description="prompt token range (default: the workload's vocab)")
     ttft_slo_ms: float | None = Field(None, gt=0, description="TTFT SLO for goodput (ms)")
     tpot_slo_ms: float | None = Field(None, gt=0, description="TPOT SLO for goodput (ms)")
+    engine: Literal["continuous", "naive"] = Field(
+        "continuous",
+        description="continuous: one engine thread steps all active requests (falls back to naive, "
+        "with the reason recorded, when the backend has no batched stepping); naive: batch-1 per thread",
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="continuous: sequences at once (default: max_concurrency open, concurrency closed)"
+    )
+    max_batched_tokens: int = Field(
+        512, ge=1, description="continuous: tokens per engine step (prefill chunks + one per decoding sequence)"
+    )
+    kv_cache_tokens: int | None = Field(
+        None, ge=1, description="continuous: cached tokens over running sequences; requests wait when full"
+    )
 
     @field_validator("prompt_len", "output_len", mode="before")
     @classmethod
@@ -82,7 +115,29 @@ class TokenStreamOptions(ScenarioOptions):
     def _check(self) -> TokenStreamOptions:
         if self.batch_size != 1:
             raise ValueError("token-stream: batch_size must be 1 (one request = one sequence)")
+        seqs = self.engine_seqs
+        if self.max_batched_tokens < seqs:
+            raise ValueError(
+                f"token-stream: max_batched_tokens ({self.max_batched_tokens}) must be >= max_num_seqs "
+                f"({seqs}) so that every running sequence decodes in each step"
+            )
+        worst = kv_reservation(_bounds(self.prompt_len)[1], _bounds(self.output_len)[1])
+        if self.kv_cache_tokens is not None and self.kv_cache_tokens < worst:
+            raise ValueError(
+                f"token-stream: kv_cache_tokens ({self.kv_cache_tokens}) is below what one request can "
+                f"need ({worst} = largest prompt_len + largest output_len - 1)"
+            )
         return self
+
+    @property
+    def engine_seqs(self) -> int:
+        """Effective ``max_num_seqs`` of the continuous engine."""
+        if self.max_num_seqs is not None:
+            return self.max_num_seqs
+        return self.max_concurrency if self.mode == "open" else self.concurrency
+
+    def engine_limits(self) -> EngineLimits:
+        return EngineLimits(self.engine_seqs, self.max_batched_tokens, self.kv_cache_tokens)
 
 
 def _bounds(x: Length) -> tuple[int, int]:
@@ -119,136 +174,6 @@ def _check_context(o: TokenStreamOptions, workload: Any) -> None:
             f"token-stream: prompt_len + output_len can reach {worst} tokens, more than the "
             f"model's context (n_positions={n_pos}); lower prompt_len/output_len"
         )
-
-
-class _Recorder:
-    """Per-request token times (lists are appended by the one thread serving a request)."""
-
-    def __init__(self, n: int) -> None:
-        self.issued = [0] * n  # handed to the server (open loop) / sent (closed loop)
-        self.dispatch = [0] * n  # service started
-        self.times: list[list[int]] = [[] for _ in range(n)]
-        self.scheduled = [0] * n
-        self.start_ns = 0
-
-
-def _generate(backend: Any, rec: _Recorder, i: int, prompt: np.ndarray, n_new: int, clock: Callable[[], int]) -> None:
-    ts = rec.times[i]
-    append = ts.append
-    for _tok in backend.generate(prompt, int(n_new)):
-        append(clock())
-
-
-def run_closed(
-    backend: Any,
-    prompts: list[np.ndarray],
-    olens: np.ndarray,
-    concurrency: int,
-    stop: Any,
-    clock: Callable[[], int] = now_ns,
-) -> _Recorder:
-    """``concurrency`` clients send requests back to back until ``stop`` allows stopping
-    (or the prompts run out). Request ids are taken in order from a shared counter."""
-    n = len(prompts)
-    rec = _Recorder(n)
-    lock = threading.Lock()
-    t0 = clock()
-    rec.start_ns = t0
-    st = {"started": 0, "completed": 0, "last_end": t0}
-    errors: list[BaseException] = []
-
-    def client() -> None:
-        try:
-            while True:
-                with lock:
-                    i = st["started"]
-                    if i >= n or errors or stop.done(st["completed"], st["last_end"] - t0):
-                        return
-                    st["started"] = i + 1
-                t = clock()
-                rec.scheduled[i] = rec.issued[i] = rec.dispatch[i] = t
-                _generate(backend, rec, i, prompts[i], int(olens[i]), clock)
-                end = rec.times[i][-1] if rec.times[i] else clock()
-                with lock:
-                    st["completed"] += 1
-                    st["last_end"] = max(st["last_end"], end)
-        except BaseException as exc:
-            errors.append(exc)
-
-    if concurrency == 1:
-        client()
-    else:
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
-    used = st["started"]
-    rec.issued, rec.scheduled, rec.times = rec.issued[:used], rec.scheduled[:used], rec.times[:used]
-    rec.dispatch = rec.dispatch[:used]
-    return rec
-
-
-def run_open(
-    backend: Any,
-    prompts: list[np.ndarray],
-    olens: np.ndarray,
-    offsets_ns: np.ndarray,
-    max_concurrency: int,
-    deadline_ns: int,
-    clock: Callable[[], int] = now_ns,
-) -> tuple[_Recorder, int]:
-    """Issue requests at ``start + offsets_ns``; ``max_concurrency`` worker threads serve them
-    FIFO. Requests not started ``deadline_ns`` after the start are dropped. Returns the
-    recorder and the start time."""
-    n = len(prompts)
-    rec = _Recorder(n)
-    q: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-    abort = threading.Event()
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            while True:
-                i = q.get()
-                if i is None or abort.is_set():
-                    return
-                rec.dispatch[i] = clock()
-                _generate(backend, rec, i, prompts[i], int(olens[i]), clock)
-        except BaseException as exc:
-            errors.append(exc)
-            abort.set()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max_concurrency)]
-    for t in threads:
-        t.start()
-    start = clock() + LEAD_NS
-    old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(old_switch, SWITCH_INTERVAL_S))
-    try:
-        for i, off in enumerate(offsets_ns.tolist()):
-            target = start + off
-            rec.scheduled[i] = target
-            rec.issued[i] = wait_until_ns(target, SPIN_NS, clock)
-            q.put(i)
-            if abort.is_set():
-                break
-    finally:
-        for _ in threads:
-            q.put(None)
-        limit = start + deadline_ns
-        for t in threads:
-            t.join(max((limit - clock()) * 1e-9, 0.0))
-        if any(t.is_alive() for t in threads):
-            abort.set()  # requests still queued are dropped; running ones finish
-            for t in threads:
-                t.join()
-        sys.setswitchinterval(old_switch)
-    if errors:
-        raise errors[0]
-    return rec, start
 
 
 def token_metrics(
@@ -316,14 +241,45 @@ def token_metrics(
     }
 
 
-def _closed_cap(o: TokenStreamOptions, warm: dict[str, Any]) -> int:
-    """Requests to pre-generate for a closed loop: what the warm-up rate needs to cover
-    ``min_duration_s``, four times over (at least ``4 * min_queries``, at most 200 000)."""
+def _closed_cap(o: TokenStreamOptions, warm: dict[str, Any], warm_parallel: int) -> int:
+    """Requests to pre-generate for a closed loop: what the warm-up rate (``warm_parallel``
+    requests at once) needs to cover ``min_duration_s`` at ``concurrency``, four times over (at
+    least ``4 * min_queries``, at most 200 000)."""
     need = o.stop.min_queries * 4
     if warm.get("queries"):
         per_req_s = max(warm["duration_s"] / warm["queries"], 1e-6)
-        need = max(need, math.ceil(o.stop.min_duration_s / per_req_s * o.concurrency * 4))
+        scale = max(o.concurrency / warm_parallel, 1.0)
+        need = max(need, math.ceil(o.stop.min_duration_s / per_req_s * scale * 4))
     return int(min(need, 200_000)) if warm.get("queries") else max(need, 1024)
+
+
+def _warm_up(
+    o: TokenStreamOptions, be: Any, vocab: int, seed: int, clock: Callable[[], int], limits: EngineLimits | None
+) -> tuple[dict[str, Any], int]:
+    """Both minimums, as for the other scenarios: ``warmup_queries`` requests and ``warmup_s``
+    seconds, whichever comes later (capped like their warm-up loops). Through the engine
+    (``limits`` given) in rounds of ``max_num_seqs`` concurrent requests, else one by one.
+    Returns the warm-up record and how many requests ran at once."""
+    stop = o.stop
+    if stop.warmup_queries <= 0 and stop.warmup_s <= 0:
+        return {}, 1
+    parallel = 1 if limits is None else limits.max_num_seqs
+    wp, wl = draw_requests(o, max(stop.warmup_queries, parallel), vocab, seed)
+    t = clock()
+    min_ns, cap_ns = int(stop.warmup_s * 1e9), int((max(stop.warmup_s * 4, 1.0) + 30.0) * 1e9)
+    done = 0
+    while True:
+        if limits is None:
+            for _ in be.generate(wp[done % len(wp)], int(wl[done % len(wl)])):
+                pass
+            done += 1
+        else:
+            run_closed_engine(be, wp, wl, parallel, Forever(), limits, clock)
+            done += len(wp)
+        el = clock() - t
+        if (done >= stop.warmup_queries and el >= min_ns) or el >= cap_ns:
+            break
+    return {"queries": done, "duration_s": (clock() - t) / 1e9}, parallel
 
 
 class TokenStreamScenario(Scenario):
@@ -343,39 +299,32 @@ class TokenStreamScenario(Scenario):
         _check_context(o, ctx.workload)
         be, clock, stop = ctx.backend, self.clock, o.stop
         vocab = _vocab(o, ctx.workload)
-        warm: dict[str, Any] = {}
-        if stop.warmup_queries > 0 or stop.warmup_s > 0:
-            # both minimums, as for the other scenarios: warmup_queries requests and warmup_s
-            # seconds, whichever comes later (capped like their warm-up loops)
-            wp, wl = draw_requests(o, max(stop.warmup_queries, 1), vocab, ctx.seed + 1_000_003)
-            t = clock()
-            min_ns, cap_ns = int(stop.warmup_s * 1e9), int((max(stop.warmup_s * 4, 1.0) + 30.0) * 1e9)
-            done = 0
-            while True:
-                p, k = wp[done % len(wp)], wl[done % len(wl)]
-                for _ in be.generate(p, int(k)):
-                    pass
-                done += 1
-                el = clock() - t
-                if (done >= stop.warmup_queries and el >= min_ns) or el >= cap_ns:
-                    break
-            warm = {"queries": done, "duration_s": (clock() - t) / 1e9}
+        engine, fallback = choose_engine(o.engine, be)
+        limits = o.engine_limits() if engine == "continuous" else None
+        warm, warm_parallel = _warm_up(o, be, vocab, ctx.seed + 1_000_003, clock, limits)
+        engine_stats: dict[str, int] = {}
+        rec: TokenRecorder
         if o.mode == "open":
             n = max(int(round(o.target_qps * stop.min_duration_s)), stop.min_queries)
             if stop.max_queries is not None:
                 n = min(n, stop.max_queries)
             offs = arrivals.schedule(o.arrival, o.target_qps, count=n, seed=ctx.seed, burstiness=o.burstiness)
             prompts, olens = draw_requests(o, n, vocab, ctx.seed)
+            deadline_ns = int(stop.max_duration_s * 1e9)
             with ctx.window():
-                rec, start = run_open(
-                    be, prompts, olens, offs, o.max_concurrency, int(stop.max_duration_s * 1e9), clock
-                )
+                if limits is None:
+                    rec, start = run_open(be, prompts, olens, offs, o.max_concurrency, deadline_ns, clock)
+                else:
+                    rec, start, engine_stats = run_open_engine(be, prompts, olens, offs, limits, deadline_ns, clock)
             span_end = start + int(round(n / o.target_qps * 1e9))
         else:
-            cap = stop.max_queries or _closed_cap(o, warm)
+            cap = stop.max_queries or _closed_cap(o, warm, warm_parallel)
             prompts, olens = draw_requests(o, cap, vocab, ctx.seed)
             with ctx.window():
-                rec = run_closed(be, prompts, olens, o.concurrency, stop, clock)
+                if limits is None:
+                    rec = run_closed(be, prompts, olens, o.concurrency, stop, clock)
+                else:
+                    rec, engine_stats = run_closed_engine(be, prompts, olens, o.concurrency, stop, limits, clock)
             start = rec.start_ns
             span_end = start
             n = len(rec.scheduled)
@@ -420,11 +369,22 @@ class TokenStreamScenario(Scenario):
             sent = issued > 0
             late = float(np.mean(delay[sent] > LATE_NS)) if sent.any() else 1.0
             validity["generator_kept_up"] = late <= LATE_FRACTION
-        extra = {
+        extra: dict[str, Any] = {
             "mode": o.mode,
             "requests": n,
             "tokens": int(per["n_tokens"].sum()),
             "window_ns": elapsed,
             "definitions": "TTFT=first-scheduled; TPOT=(e2e-TTFT)/(n-1); ITL pooled gaps",
+            "engine": engine,
         }
+        if fallback:
+            extra["engine_requested"] = o.engine
+            extra["engine_fallback"] = fallback
+        if limits is not None:
+            extra["engine_limits"] = {
+                "max_num_seqs": limits.max_num_seqs,
+                "max_batched_tokens": limits.max_batched_tokens,
+                "kv_cache_tokens": limits.kv_cache_tokens,
+            }
+            extra["engine_stats"] = engine_stats
         return ScenarioResult(queries, metrics, validity, warm, tokens=tokens, extra=extra, window_ns=window)
