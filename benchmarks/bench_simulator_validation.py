@@ -13,6 +13,7 @@ Usage: ``python benchmarks/bench_simulator_validation.py [--model resnet50] [--d
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -53,7 +54,10 @@ def main() -> int:
     curve = ServiceCurve.from_points(bs, [pts[b] * 1e6 for b in bs], args.max_batch, "measured")
     policy = DynamicBatcher(args.max_batch, int(args.delay_ms * 1e6))
     cap = curve.capacity_qps(args.max_batch)
-    print(f"measured curve (ms): {', '.join(f'b{b}={pts[b]:.3f}' for b in bs)}; capacity {cap:.0f} QPS\n")
+    print(
+        f"measured curve (ms): {', '.join(f'b{b}={pts[b]:.3f}' for b in bs)}; capacity {cap:.0f} QPS; "
+        f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)\n"
+    )
     loads = {"light": 0.2, "medium": 0.5, "near saturation": 0.85}
     online = [
         CellSpec(
@@ -96,7 +100,8 @@ def main() -> int:
         )
         if label != "near saturation":  # the targets apply below saturation
             ok &= abs(e50) <= 0.15 and abs(e99) <= 0.25
-    print(f"\ncriteria below saturation: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+    print(f"criteria below saturation: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")
     print(f"results kept in {root}")
     return 0 if ok else 1
 
