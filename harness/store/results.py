@@ -56,7 +56,9 @@ def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        # raw timestamps are nearly all distinct: dictionary encoding gains nothing on disk and
+        # costs memory of the order of the table while writing
+        pq.write_table(table, tmp, use_dictionary=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -121,8 +121,9 @@ class RowRecorder:
         self.seed = int(seed)
         self._si = cols.index(start_col)
         self._ei = cols.index(end_col)
-        # np.empty maps pages lazily: only rows actually written become resident
-        self._exact = [np.empty(self.cap, dtype=np.int64) for _ in cols]
+        # np.empty maps pages lazily: only rows actually written become resident; the room past
+        # the cap receives the reservoir rows in rows(), so kept rows are never concatenated
+        self._exact = [np.empty(self.cap + self.reservoir_rows, dtype=np.int64) for _ in cols]
         self._chunk: list[np.ndarray] | None = None
         self._n_exact = 0
         self._n_over = 0  # rows absorbed past the cap
@@ -216,8 +217,8 @@ class RowRecorder:
         self._res = [np.empty(self.reservoir_rows, dtype=np.int64) for _ in self.columns]
         self._res_id = np.empty(self.reservoir_rows, dtype=np.int64)
         self._t_bins = np.zeros(TIME_BINS, dtype=np.int64)
-        exact = [a[: self._n_exact] for a in self._exact]
-        self._summarise(exact)
+        for i in range(0, self._n_exact, self.chunk_rows):  # in blocks: bounded temporaries
+            self._summarise([a[i : min(i + self.chunk_rows, self._n_exact)] for a in self._exact])
 
     def _summarise(self, block: list[np.ndarray]) -> None:
         """Latency histogram, exact moments and completion-time bins of ``block``."""
@@ -323,17 +324,22 @@ class RowRecorder:
         """Kept rows with a ``query_id`` (row index in recording order) column: the exact rows,
         then (after overflow) the reservoir rows in ``query_id`` order plus a ``row_weight``
         column (1 for exact rows; rows past the cap / reservoir size for reservoir rows)."""
-        out: dict[str, np.ndarray] = {"query_id": np.arange(self._n_exact, dtype=np.int64)}
-        out.update(self.exact())
+        ne = self._n_exact
         if self._res is None or self._res_id is None or self._n_over == 0:
+            out: dict[str, np.ndarray] = {"query_id": np.arange(ne, dtype=np.int64)}
+            out.update(self.exact())
             return out
         k = min(self.reservoir_rows, self._n_over)
         order = np.argsort(self._res_id[:k], kind="stable")
-        out["query_id"] = np.concatenate([out["query_id"], self._res_id[:k][order]])
-        for c, r in zip(self.columns, self._res):
-            out[c] = np.concatenate([out[c], r[:k][order]])
-        weight = np.ones(self._n_exact + k, dtype=np.float64)
-        weight[self._n_exact :] = self._n_over / k
+        qid = np.empty(ne + k, dtype=np.int64)
+        qid[:ne] = np.arange(ne, dtype=np.int64)
+        qid[ne:] = self._res_id[:k][order]
+        out = {"query_id": qid}
+        for c, dst, r in zip(self.columns, self._exact, self._res):
+            dst[ne : ne + k] = r[:k][order]  # the room past the exact rows
+            out[c] = dst[: ne + k]
+        weight = np.ones(ne + k, dtype=np.float64)
+        weight[ne:] = self._n_over / k
         out["row_weight"] = weight
         return out
 
@@ -406,13 +412,13 @@ class RowRecorder:
     def quantile_ci_ns(self, q: float, confidence: float = 0.95) -> tuple[int, int]:
         """Exact percentile-bootstrap CI of the rank-``floor(n*q)`` order statistic, at bucket
         resolution: ``P(x*_(k) <= bucket j) = P(Binomial(n, F_j) >= k + 1)``."""
-        from scipy.stats import binom
+        from scipy.special import betainc  # P(Binomial(n, F) >= k + 1) = I_F(k + 1, n - k)
 
         b = self.buckets()
         cum = b.cumulative
         n = int(cum[-1])
         k = stats.percentile_index(n, q)
-        cdf = binom.sf(k, n, cum / n)
+        cdf = betainc(k + 1, n - k, cum / n)
         alpha = (1.0 - confidence) / 2.0
         lo = min(int(np.searchsorted(cdf, alpha, side="left")), cum.size - 1)
         hi = min(int(np.searchsorted(cdf, 1.0 - alpha, side="left")), cum.size - 1)
