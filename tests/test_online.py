@@ -589,3 +589,26 @@ def test_placement_is_recorded() -> None:
     p = placement(2)
     assert p["instance_threads"] == 2 and p["cpus_available"] >= 1
     assert ("warning" in p) == (p["cpus_available"] <= 2)
+
+
+def test_online_warm_up_runs_every_formable_size_before_the_window() -> None:
+    import time
+
+    class TimedCtx(FakeCtx):
+        opened_ns = 0
+
+        @contextmanager
+        def window(self) -> Iterator[None]:
+            self.opened_ns = time.perf_counter_ns()
+            with super().window():
+                yield
+
+    be = Recorder()
+    ctx = TimedCtx(be)
+    opts = OnlineOptions(target_qps=2000.0, max_batch_size=6, preferred_batch_sizes=(4,), instances=2, stop=QUICK_STOP)
+    res = OnlineScenario(opts).run(ctx)
+    assert res.warmup["batch_sizes"] == [1, 2, 3, 4, 6]
+    before = {(name, k) for name, k, _, t in be.calls if t < ctx.opened_ns}
+    for inst in ("online-instance-0", "online-instance-1"):
+        assert {k for name, k in before if name == inst} >= {1, 2, 3, 4, 6}
+    assert res.extra["placement"]["instance_threads"] == 2
