@@ -124,7 +124,8 @@ class BertClassifier(nn.Module):
 class SlotIndex(NamedTuple):
     """Where one step's tokens go in a :data:`SlotCache`: row ``b`` belongs to the sequence in
     ``slots[b]`` at ``positions[b]``; attention reads the first ``t_read`` positions through the
-    additive ``mask [B, 1, t, t_read]`` (``None``: every row sees all of them). ``first`` is the
+    additive ``mask [B, 1, t, t_read]`` (``None``: every row sees all of them, or, with
+    ``causal``, rows are whole prompts from position 0 under a causal mask). ``first`` is the
     first slot when the slots are consecutive, ``single`` the ``(slot, start)`` of a one-row step."""
 
     slots: torch.Tensor
@@ -133,6 +134,7 @@ class SlotIndex(NamedTuple):
     mask: torch.Tensor | None
     first: int | None
     single: tuple[int, int] | None
+    causal: bool = False
 
 
 class DecoderBlock(nn.Module):
@@ -192,7 +194,7 @@ class DecoderBlock(nn.Module):
             keys, values = pool_k[lo:hi, :, : at.t_read], pool_v[lo:hi, :, : at.t_read]
         else:
             keys, values = pool_k[at.slots, :, : at.t_read], pool_v[at.slots, :, : at.t_read]
-        ctx = F.scaled_dot_product_attention(q, keys, values, attn_mask=at.mask)
+        ctx = F.scaled_dot_product_attention(q, keys, values, attn_mask=at.mask, is_causal=at.causal)
         return self._finish(x, ctx)
 
 
@@ -279,7 +281,8 @@ class GPT2LM(nn.Module):
         start_t = torch.tensor(starts, dtype=torch.int64, device=dev)
         positions = start_t[:, None] + torch.arange(t, device=dev)[None, :]  # [B, t]
         mask: torch.Tensor | None = None
-        if t > 1 or min(starts) != max(starts):
+        causal = t > 1 and max(starts) == 0  # whole prompts: the plain causal mask
+        if not causal and (t > 1 or min(starts) != max(starts)):
             # token i of row b sees cached positions 0 .. starts[b] + i; additive, built once per step
             seen = torch.arange(t_read, device=dev)[None, None, :] <= positions[:, :, None]
             mask = torch.zeros(seen.shape, dtype=self.wte.weight.dtype, device=dev)
@@ -293,6 +296,7 @@ class GPT2LM(nn.Module):
             mask,
             slots[0] if consecutive else None,
             (slots[0], starts[0]) if b == 1 else None,
+            causal,
         )
         for block, pool in zip(self.blocks, cache):
             assert isinstance(block, DecoderBlock)
