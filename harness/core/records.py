@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.core.metrics import Metric, Reading
 from harness.core.stop import StopRule
@@ -143,9 +143,18 @@ def _slug(v: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")
 
 
-def cell_id(cell: CellSpec) -> str:
-    """Readable, stable id: ``model-size.backend.scenario.bsN`` plus a short hash of any other
-    options, so that the same spec always maps to the same id (used to match baselines)."""
+def _stop_key(stop: Any) -> dict[str, Any]:
+    """The stop rule as it changes a measurement: the fields set to other than their default
+    (an empty dict when the rule is the default one or not set)."""
+    if not stop:
+        return {}
+    try:
+        return StopRule.model_validate(stop).model_dump(exclude_defaults=True)
+    except ValidationError:  # an invalid rule never runs; its id still tells it apart
+        return dict(stop) if isinstance(stop, dict) else {"stop": str(stop)}
+
+
+def _cell_id(cell: CellSpec, *, with_stop: bool) -> str:
     name = cell.model
     if name.startswith(("onnx:", "module:")):
         name = name.split(":", 1)[0] + "-" + Path(name.split(":", 1)[1]).stem.split(":")[-1]
@@ -155,11 +164,28 @@ def cell_id(cell: CellSpec) -> str:
     opts = {k: v for k, v in cell.scenario_options.items() if k not in ("stop", "batch_size")}
     parts.append(_slug(cell.scenario))
     parts.append(f"bs{cell.scenario_options.get('batch_size', 1)}")
-    rest = {"m": cell.model_params, "b": cell.backend_options, "s": opts}
+    rest: dict[str, Any] = {"m": cell.model_params, "b": cell.backend_options, "s": opts}
+    stop = _stop_key(cell.scenario_options.get("stop")) if with_stop else {}
+    if stop:
+        rest["stop"] = stop
     if any(rest.values()):
         digest = hashlib.sha1(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts.append(digest)
     return ".".join(parts)
+
+
+def cell_id(cell: CellSpec) -> str:
+    """Readable, stable id: ``model-size.backend.scenario.bsN`` plus a short hash of every other
+    option that changes the measurement (model parameters, backend options, scenario options
+    and the stop rule's non-default fields), so that the same spec always maps to the same id
+    (used to match baselines) and cells that measure differently never share one."""
+    return _cell_id(cell, with_stop=True)
+
+
+def legacy_cell_id(cell: CellSpec) -> str:
+    """The id :func:`cell_id` gave before the stop rule was part of it (the same id for
+    cells that differ only in their stop rule); the gate matches baselines written then by it."""
+    return _cell_id(cell, with_stop=False)
 
 
 def latency_ns(completed_ns: Any, scheduled_ns: Any) -> np.ndarray:

@@ -167,7 +167,11 @@ def _check_model(name: str) -> None:
 
 
 def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) -> list[CellSpec]:
-    """Expand the matrix into cells, validating names and options against the registries."""
+    """Expand the matrix into cells, validating names and options against the registries.
+
+    A cell that more than one matrix entry produces appears once: cells are told apart by
+    :func:`harness.core.records.cell_id`, which covers every option that changes the
+    measurement, the stop rule included."""
     d = suite.defaults
     try:
         StopRule.model_validate(d.stop)
