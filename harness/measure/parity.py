@@ -98,8 +98,17 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], dtype: str =
     )
 
 
+def variant_dtype(backend: Any, dtype: str = "fp32") -> str:
+    """The precision the variant computes in, whatever its option is called (TensorRT's ``fp16``
+    flag, torch's ``dtype``): the backend's ``compute_dtype()`` when it declares one, else ``dtype``."""
+    declared = getattr(backend, "compute_dtype", None)
+    return str(declared()) if callable(declared) else dtype
+
+
 def check(backend: Any, workload: Any, dtype: str = "fp32") -> Parity:
-    """Run the backend on the parity inputs and compare with the reference."""
+    """Run the backend on the parity inputs and compare with the reference at the tolerance of
+    :func:`variant_dtype` (``dtype`` applies to backends that declare no precision)."""
+    dtype = variant_dtype(backend, dtype)
     if not backend.capabilities.needs_model:
         return Parity(checked=False, note=f"backend {backend.name!r} produces no outputs")
     if getattr(workload, "task", "") == "custom" and workload.name.startswith("onnx:"):

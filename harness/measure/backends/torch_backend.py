@@ -4,8 +4,12 @@ Options: ``threads`` (intra-op threads), ``interop_threads``, ``compile`` (bool)
 ``compile_mode`` (``default``/``reduce-overhead``/``max-autotune``), ``dtype``
 (``fp32``/``bf16``/``fp16``; floating inputs are cast, integer inputs kept).
 
-On ``cuda`` devices ``infer`` calls ``torch.cuda.synchronize()`` before returning, so the
-host clock reading that follows sees completed work.
+On ``cuda`` devices each model instance (each calling thread, via
+:class:`~harness.measure.backends.instances.InstancePool`) runs on its own CUDA stream and
+``infer`` waits on an event recorded on that stream, never on the whole device, so one instance
+is not charged for another's work (timing scope :data:`CUDA_TIMING_SCOPE`). ``prepare``
+(untimed) synchronises the device once the inputs are staged. CPU timing is unchanged
+(:data:`CPU_TIMING_SCOPE`).
 
 Generation: ``generate`` (batch 1, the module's growing KV cache) and batched stepping over the
 module's slot caches (``new_slot_cache``/``prefill_slots``/``decode_slots``, see
@@ -21,8 +25,25 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.measure.backends.base import Backend, BackendUnavailable, Capabilities, PrefillChunk
+from harness.measure.backends.instances import InstancePool
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+CPU_TIMING_SCOPE = "staged host tensors -> outputs returned by the module (synchronous CPU execution)"
+CUDA_TIMING_SCOPE = (
+    "staged inputs on device -> outputs complete on device (event on this instance's CUDA stream "
+    "synchronised; no device-to-host copy)"
+)
+
+
+class _Lane:
+    """One model instance's CUDA stream and the event ``infer`` completes on."""
+
+    __slots__ = ("event", "stream")
+
+    def __init__(self, stream: Any, event: Any) -> None:
+        self.stream = stream
+        self.event = event
 
 
 class TorchBackend(Backend):
@@ -75,6 +96,12 @@ class TorchBackend(Backend):
             module = torch.compile(module, mode=self.options.get("compile_mode", "default"))
         self._module = module
         self._cuda = device.startswith("cuda")
+        self._lanes: InstancePool[_Lane] = InstancePool(self._new_lane)
+
+    def _new_lane(self) -> _Lane:
+        """A non-default stream on this device and its event (the seam tests use with fakes)."""
+        cuda = self._torch.cuda
+        return _Lane(cuda.Stream(device=self.device), cuda.Event())
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
         torch = self._torch
@@ -84,14 +111,25 @@ class TorchBackend(Backend):
             if t.is_floating_point():
                 t = t.to(self._dtype)
             out.append(t)
+        if self._cuda:  # staged: every instance stream may read the inputs before a clock starts
+            torch.cuda.synchronize(torch.device(self.device))
         return tuple(out)
 
     def infer(self, prepared: tuple[Any, ...]) -> Any:
-        with self._torch.inference_mode():
+        torch = self._torch
+        if not self._cuda:
+            with torch.inference_mode():
+                return self._module(*prepared)
+        lane = self._lanes.get()
+        with torch.cuda.stream(lane.stream), torch.inference_mode():
             out = self._module(*prepared)
-        if self._cuda:
-            self._torch.cuda.synchronize()
+            lane.event.record(lane.stream)
+        lane.event.synchronize()
         return out
+
+    def compute_dtype(self) -> str:
+        """Precision of this variant (parity tolerance): the ``dtype`` option."""
+        return str(self.options.get("dtype", "fp32"))
 
     def to_numpy(self, outputs: Any) -> list[np.ndarray]:
         if isinstance(outputs, Mapping):
@@ -210,11 +248,16 @@ class TorchBackend(Backend):
         if getattr(self, "_interop_error", None):
             d["interop_threads_requested"] = self.options["interop_threads"]
             d["interop_threads_note"] = f"not applied: {self._interop_error}"
+        d["timing_scope"] = CUDA_TIMING_SCOPE if self._cuda else CPU_TIMING_SCOPE
         if self._cuda:
             d["cuda_device"] = torch.cuda.get_device_name(torch.device(self.device))
+            d["instances"] = self._lanes.created
         return d
 
     def close(self) -> None:
         self._module = None
         self._eager = None
         self._slots = None
+        lanes = getattr(self, "_lanes", None)
+        if lanes is not None:
+            lanes.clear()
