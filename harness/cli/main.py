@@ -3,16 +3,29 @@ Python API exposes too; no logic lives here that the API lacks."""
 
 from __future__ import annotations
 
-import sys
+import re
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.store.results import DEFAULT_ROOT
+from harness.cli import gate as cli_gate
+from harness.cli.app import app_command
+from harness.cli.profiles import profiles_app
+from harness.cli.recommend import recommend_command
+from harness.core import plugins
+from harness.core.hardware import HardwareProfile, apply_overrides, get_profile, load_profile
+from harness.core.metrics import Metric
+from harness.core.records import CellRecord, CellSpec, RunRecord
+from harness.core.spec import SpecError
+from harness.measure.host import host_profile
+from harness.measure.runner import run_suite
+from harness.store.results import DEFAULT_ROOT, ResultsError, load_run
+from workloads.registry import list_workloads
 
 app = typer.Typer(
     add_completion=False,
@@ -24,7 +37,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
+def _fmt(v: object, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -46,7 +59,7 @@ def _prov(p: str | None) -> str:
     return f"[{_PROV_STYLE.get(kind, 'white')}]{p}[/]"
 
 
-def summary_table(record: Any, title: str | None = None) -> Table:
+def summary_table(record: RunRecord, title: str | None = None) -> Table:
     """Rich table with one row per cell: headline numbers, energy, cost and provenance."""
     t = Table(title=title or f"run {record.run_id}", show_lines=False)
     t.add_column("cell", no_wrap=True)
@@ -55,7 +68,7 @@ def summary_table(record: Any, title: str | None = None) -> Table:
     for c in record.cells:
         m = c.metrics
 
-        def val(name: str) -> Any:
+        def val(name: str) -> float | None:
             return m[name].value if name in m else None
 
         headline = _headline(m)
@@ -83,9 +96,8 @@ def summary_table(record: Any, title: str | None = None) -> Table:
     return t
 
 
-def _headline(m: dict[str, Any]) -> str:
+def _headline(m: dict[str, Metric]) -> str:
     """The scenario's headline figure, named."""
-    import re
 
     def v(name: str) -> str:
         return _fmt(m[name].value) if name in m else "-"
@@ -105,10 +117,10 @@ def _headline(m: dict[str, Any]) -> str:
     return es or "-"
 
 
-def _per_unit(m: dict[str, Any]) -> tuple[str, str]:
+def _per_unit(m: dict[str, Metric]) -> tuple[str, str]:
     """J and $/1M per inference, or per generated token for token streams."""
 
-    def v(name: str) -> Any:
+    def v(name: str) -> float | None:
         return m[name].value if name in m else None
 
     if (
@@ -131,12 +143,6 @@ def run(
     idle_w: float | None = typer.Option(None, "--idle-w", help="override the host's idle power (W)"),
 ) -> None:
     """Run a benchmark suite and print a summary table."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.core.spec import SpecError
-    from harness.measure.host import host_profile
-    from harness.measure.runner import run_suite
-
     overrides = {
         k: v for k, v in {"usd_per_hour": usd_per_hour, "tdp_w": tdp_w, "idle_w": idle_w}.items() if v is not None
     }
@@ -156,7 +162,7 @@ def run(
     ) as prog:
         task = prog.add_task("cells", total=None)
 
-        def progress(i: int, n: int, spec: Any, cell: Any) -> None:
+        def progress(i: int, n: int, spec: CellSpec, cell: CellRecord | None) -> None:
             prog.update(task, total=n, completed=i, description=f"[bold]{spec.cell_id}[/]")
             if cell is not None and cell.status != "ok":
                 prog.console.print(f"[red]{cell.status}[/] {spec.cell_id}: {escape(cell.error or '')}")
@@ -181,9 +187,8 @@ def run(
     console.print("[dim]power source: measured = read from a counter; estimated = a model (e.g. TDP x utilisation)[/]")
 
 
-def _resolve_profile(ref: str, overrides: dict[str, Any]) -> Any:
-    from harness.core.hardware import apply_overrides, get_profile, load_profile
-
+def _resolve_profile(ref: str, overrides: dict[str, Any]) -> HardwareProfile:
+    """The profile named by id or YAML file ``ref``, with the command line's overrides."""
     profile = load_profile(Path(ref)) if ref.endswith((".yaml", ".yml")) else get_profile(ref)
     return apply_overrides(profile, **overrides) if overrides else profile
 
@@ -191,16 +196,12 @@ def _resolve_profile(ref: str, overrides: dict[str, Any]) -> Any:
 @app.command("list")
 def list_(what: str = typer.Argument(..., help="backends | models | scenarios")) -> None:
     """List registered backends (with availability), models or scenarios."""
-    from harness.core import plugins
-
     if what == "backends":
         t = Table("backend", "available", "reason")
         for name, ok, why in plugins.backend_status():
             t.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", escape(why))
         console.print(t)
     elif what == "models":
-        from workloads.registry import list_workloads
-
         for n in list_workloads():
             console.print(n)
         console.print("[dim]user models: onnx:PATH.onnx, module:package.module:factory[/]")
@@ -226,8 +227,6 @@ def show(
     cell: str | None = typer.Option(None, "--cell", help="print every metric of this cell"),
 ) -> None:
     """Show a run's summary table (or one cell's metrics)."""
-    from harness.store.results import ResultsError, load_run
-
     try:
         record = load_run(run_id, results)
     except ResultsError as exc:
@@ -259,33 +258,26 @@ def _mount_optional() -> None:
     if _MOUNTED:
         return
     _MOUNTED = True
-    from harness.cli.profiles import profiles_app
-
     app.add_typer(profiles_app, name="profiles", help="hardware profiles: list, show, validate")
-    from harness.cli.gate import gate_app
-
-    app.add_typer(gate_app, name="gate", help="regression gate: compare, ab, baselines, noise calibration, reports")
+    app.add_typer(
+        cli_gate.gate_app, name="gate", help="regression gate: compare, ab, baselines, noise calibration, reports"
+    )
     # the gate's everyday commands also at the top level: harness compare / ab / baseline /
     # calibrate-noise / report
-    from harness.cli import gate as cli_gate
-
     app.command("compare")(cli_gate.compare)
     app.command("ab")(cli_gate.ab)
     app.command("calibrate-noise")(cli_gate.calibrate_noise)
     app.command("report")(cli_gate.report)
     app.add_typer(cli_gate.baseline_app, name="baseline", help="named baselines under RESULTS/baselines/")
-    from harness.cli.app import app_command
-    from harness.cli.recommend import recommend_command
-
     app.command("app")(app_command)
-
     app.command("recommend")(recommend_command)
 
 
 def main() -> None:
+    """The ``harness`` command."""
     _mount_optional()
     app(prog_name="harness")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

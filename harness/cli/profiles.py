@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -88,8 +89,6 @@ def show(
     directory: Path | None = typer.Option(None, "--dir", help="profile directory (default: shipped)"),
 ) -> None:
     """Every field of one profile, as YAML."""
-    import yaml
-
     profiles = load_profiles(directory)
     if profile_id not in profiles:
         Console(stderr=True).print(
@@ -105,11 +104,8 @@ def validate(path: Path | None = typer.Argument(None, help="a profile file or di
     """Validate profiles; exit code 1 with the error (file:line, field, problem) on failure."""
     target = path or default_profiles_dir()
     try:
-        if target.is_file():
-            profiles = {load_profile(target).id: None}
-        else:
-            profiles = load_profiles(target)  # type: ignore[assignment]
+        ids = [load_profile(target).id] if target.is_file() else list(load_profiles(target))
     except ProfileError as exc:
         Console(stderr=True).print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None
-    Console().print(f"ok: {len(profiles)} profile(s) valid in {target}")
+    Console().print(f"ok: {len(ids)} profile(s) valid in {target}")

@@ -7,10 +7,24 @@ Mount on the main CLI with ``app.command("recommend")(recommend_command)``. Opti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+
+from harness.core.metrics import Metric
+from harness.planning.recommend import (
+    SLO,
+    Constraints,
+    Load,
+    ModelSpec,
+    ObjectiveName,
+    RecommendRequest,
+    ScenarioName,
+    recommend,
+)
 
 _PROV_STYLE = {"measured": "green", "mixed": "yellow", "projected": "magenta", "reference": "cyan"}
 
@@ -21,7 +35,7 @@ def _f(v: float | None, digits: int = 3) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
 
 
-def _rng(m: object) -> str:
+def _rng(m: Metric | None) -> str:
     if m is None:
         return "-"
     lo, hi, v = m.ci_low, m.ci_high, m.value
@@ -54,11 +68,7 @@ def recommend_command(
     csv_out: Path | None = typer.Option(None, "--csv", help="write the ranked rows as CSV"),
 ) -> None:
     """Rank hardware profiles for a load within an SLO and constraints (with provenance)."""
-    from pydantic import ValidationError
-
-    from harness.planning.recommend import SLO, Constraints, Load, ModelSpec, RecommendRequest, recommend
-
-    obj: object = objective
+    obj: ObjectiveName | dict[str, float] = cast(ObjectiveName, objective)  # validated by RecommendRequest
     if "=" in objective:
         try:
             obj = {k.strip(): float(v) for k, v in (p.split("=") for p in objective.split(","))}
@@ -67,7 +77,7 @@ def recommend_command(
     try:
         req = RecommendRequest(
             model=ModelSpec(name=model, size=size),
-            scenario=scenario,  # type: ignore[arg-type]
+            scenario=cast(ScenarioName, scenario),  # validated by RecommendRequest
             slo=SLO(p99_ms=p99_ms, ttft_ms=ttft_ms, tpot_ms=tpot_ms, deadline_ms=deadline_ms),
             load=Load(qps=qps, items_per_day=items_per_day, tokens_per_s=tokens_per_s),
             constraints=Constraints(
@@ -78,7 +88,7 @@ def recommend_command(
                 measured_only=measured_only,
             ),
             objective=obj,
-            dtype=dtype,  # type: ignore[arg-type]
+            dtype=dtype,
         )
         rec = recommend(req, results_root=results)
     except (ValidationError, ValueError) as exc:
