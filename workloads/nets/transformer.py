@@ -126,9 +126,10 @@ class SlotIndex(NamedTuple):
     ``slots[b]`` at ``positions[b]``; attention reads the first ``t_read`` positions through the
     additive ``mask [B, 1, t, t_read]`` (``None``: every row sees all of them, or, with
     ``causal``, rows are whole prompts from position 0 under a causal mask). ``first`` is the
-    first slot when the slots are consecutive, ``single`` the ``(slot, start)`` of a one-row step."""
+    first slot when the slots are consecutive, ``single`` the ``(slot, start)`` of a one-row step
+    (``slots`` is then not needed and may be ``None``)."""
 
-    slots: torch.Tensor
+    slots: torch.Tensor | None
     positions: torch.Tensor
     t_read: int
     mask: torch.Tensor | None
@@ -186,6 +187,7 @@ class DecoderBlock(nn.Module):
             pool_k[slot, :, start : start + k.shape[2]] = k[0]
             pool_v[slot, :, start : start + v.shape[2]] = v[0]
         else:
+            assert at.slots is not None
             rows = at.slots[:, None]
             pool_k[rows, :, at.positions] = k.transpose(1, 2)
             pool_v[rows, :, at.positions] = v.transpose(1, 2)
@@ -193,6 +195,7 @@ class DecoderBlock(nn.Module):
             lo, hi = at.first, at.first + x.shape[0]
             keys, values = pool_k[lo:hi, :, : at.t_read], pool_v[lo:hi, :, : at.t_read]
         else:
+            assert at.slots is not None
             keys, values = pool_k[at.slots, :, : at.t_read], pool_v[at.slots, :, : at.t_read]
         ctx = F.scaled_dot_product_attention(q, keys, values, attn_mask=at.mask, is_causal=at.causal)
         return self._finish(x, ctx)
@@ -278,8 +281,11 @@ class GPT2LM(nn.Module):
         if t_read > self.n_positions:
             raise ValueError(f"sequence length {t_read} exceeds the context of {self.n_positions}")
         dev = ids.device
-        start_t = torch.tensor(starts, dtype=torch.int64, device=dev)
-        positions = start_t[:, None] + torch.arange(t, device=dev)[None, :]  # [B, t]
+        if b == 1:
+            positions = torch.arange(starts[0], starts[0] + t, device=dev)[None, :]  # [1, t]
+        else:
+            start_t = torch.tensor(starts, dtype=torch.int64, device=dev)
+            positions = start_t[:, None] + torch.arange(t, device=dev)[None, :]  # [B, t]
         mask: torch.Tensor | None = None
         causal = t > 1 and max(starts) == 0  # whole prompts: the plain causal mask
         if not causal and (t > 1 or min(starts) != max(starts)):
@@ -290,7 +296,7 @@ class GPT2LM(nn.Module):
         x = self.wte(ids) + self.wpe(positions)
         consecutive = list(slots) == list(range(slots[0], slots[0] + b))
         at = SlotIndex(
-            torch.tensor(slots, dtype=torch.int64, device=dev),
+            None if b == 1 else torch.tensor(slots, dtype=torch.int64, device=dev),
             positions,
             t_read,
             mask,

@@ -145,7 +145,10 @@ class Engine:
     def _settle(self, n: int) -> None:
         with self._cv:
             self._settled += n
-            self._cv.notify_all()
+            if self._settled >= self._submitted:
+                # wake waiters only when idle: a woken thread would compete with this one for
+                # the GIL in the middle of a step (up to the 5 ms switch interval)
+                self._cv.notify_all()
 
     def _loop(self) -> None:
         try:
