@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from harness.core import stats
 from harness.measure.backends.null import NullBackend
-from harness.measure.load.recorder import RowRecorder, lowest_equivalent
+from harness.measure.load.recorder import RowRecorder, bounded_columns, lowest_equivalent
 from harness.measure.scenarios.base import CellContext
 from harness.measure.scenarios.closed import ClosedOptions, OfflineScenario, SingleStreamOptions, SingleStreamScenario
 from harness.measure.scenarios.summary import latency_metrics, window_throughput
@@ -240,3 +240,27 @@ def test_offline_below_the_cap_keeps_every_row() -> None:
     assert res.extra["raw_rows"] == {"total_rows": 6_000, "exact_rows": 6_000, "cap": 10_000, "overflowed": False}
     assert res.warmup["queries"] >= 2
     assert "HDR" not in res.metrics["latency_p99"].method
+
+
+def test_bounded_columns_keep_small_runs_whole_and_sample_large_ones() -> None:
+    lat = np.arange(1, 1_001, dtype=np.int64)
+    start, end = _rows(lat)
+    cols = {"query_id": np.arange(1_000), "scheduled_ns": start, "completed_ns": end, "instance": lat % 3}
+    same, info = bounded_columns(cols, 1_000)
+    assert same == cols and info["overflowed"] is False
+    kept, info = bounded_columns(cols, 200, seed=1)
+    assert info["exact_rows"] == 200 and info["reservoir_rows"] == 800 and info["rows_not_kept"] == 0
+    assert np.array_equal(kept["query_id"], np.arange(1_000))  # reservoir larger than the rest: all kept
+    assert np.array_equal(kept["instance"], cols["instance"]) and np.all(kept["row_weight"] == 1.0)
+
+
+def test_online_scenario_bounds_its_written_rows() -> None:
+    from harness.measure.scenarios.online import OnlineOptions, OnlineScenario
+
+    stop = {"min_duration_s": 0.2, "min_queries": 100, "max_duration_s": 20, "warmup_s": 0.0, "warmup_queries": 3}
+    res = OnlineScenario(OnlineOptions(target_qps=2_000.0, raw_rows_cap=150, stop=stop)).run(Ctx())
+    info = res.extra["raw_rows"]
+    assert info["total_rows"] == 400 and info["exact_rows"] == 150 and info["overflowed"]
+    assert res.queries["query_id"].size == 150 + info["reservoir_rows"]
+    assert "row_weight" in res.queries
+    assert res.metrics["latency_p50"].method and "HDR" not in res.metrics["latency_p50"].method  # every row

@@ -509,3 +509,19 @@ class RowRecorder:
         idx = np.clip(np.searchsorted(edges, mid, side="right") - 1, 0, n_windows - 1)
         per = np.bincount(idx, weights=self._t_bins[nz].astype(float) * samples_per_row, minlength=n_windows)
         return per / ((t1 - t0) / n_windows / 1e9), width
+
+
+def bounded_columns(
+    columns: Mapping[str, np.ndarray], cap: int, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Rows an open-loop run already holds in int64 arrays (bounded by its schedule), bounded
+    for writing: all of them up to ``cap`` rows, else the first ``cap`` plus a seeded reservoir
+    of the rest with ``row_weight`` (:meth:`RowRecorder.rows`). Also returns what was kept
+    (:meth:`RowRecorder.record_info`). A ``query_id`` column is replaced by the row index."""
+    names = [c for c in columns if c != "query_id"]
+    n = int(np.asarray(columns[names[0]]).size) if names else 0
+    if n <= cap:
+        return dict(columns), {"total_rows": n, "exact_rows": n, "cap": cap, "overflowed": False}
+    rec = RowRecorder(names, cap, seed=seed)
+    rec.extend({c: columns[c] for c in names})
+    return rec.rows(), rec.record_info()

@@ -44,6 +44,7 @@ from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load import arrivals
 from harness.measure.load.batching import DynamicBatcher
+from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, bounded_columns
 from harness.measure.load.server import LEAD_NS as LEAD_NS  # the first arrival's lead; re-exported
 from harness.measure.load.server import placement, run_schedule
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
@@ -74,6 +75,12 @@ class OnlineOptions(ScenarioOptions):
     slo_ms: float | None = Field(None, gt=0, description="latency SLO for goodput and pass/fail (ms)")
     target_percentile: float = Field(0.99, gt=0, lt=1, description="percentile the SLO applies to")
     confidence: float = Field(0.99, gt=0, lt=1, description="MLPerf early-stopping confidence")
+    raw_rows_cap: int = Field(
+        DEFAULT_RAW_ROWS_CAP,
+        ge=1,
+        description="raw rows written exactly; past it the first rows plus a uniform reservoir "
+        "(metrics always use every row)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> OnlineOptions:
@@ -443,8 +450,9 @@ class OnlineScenario(Scenario):
         metrics, validity, extra = summarize_online(run, o.target_qps, o, samples_per_query=o.batch_size)
         extra["placement"] = record_placement(o.instances)
         end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
+        queries, extra["raw_rows"] = bounded_columns(run.columns(o.batch_size), o.raw_rows_cap, ctx.seed)
         return ScenarioResult(
-            queries=run.columns(o.batch_size),
+            queries=queries,
             metrics=metrics,
             validity=validity,
             warmup=warm,
@@ -531,8 +539,9 @@ class OnlinePeakScenario(Scenario):
             "final_valid": all(validity.values()),
         }
         end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
+        queries, extra["raw_rows"] = bounded_columns(run.columns(o.batch_size), o.raw_rows_cap, ctx.seed)
         return ScenarioResult(
-            queries=run.columns(o.batch_size),
+            queries=queries,
             metrics=metrics,
             validity=validity,
             warmup=warm,
