@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from typer.testing import CliRunner
 
 from harness.analysis import gate
 from harness.cli.gate import gate_app
-from harness.core.records import CellRecord, RunRecord
+from harness.core.metrics import METRICS
+from harness.core.records import CellRecord, RunRecord, legacy_cell_id
+from harness.core.spec import load_suite
 from harness.store.results import save_run, write_table
 
 N = 2000
@@ -37,21 +40,24 @@ def make_run(
     status: dict | None = None,
     steady: bool = True,
     spread: float | None = None,
+    legacy_ids: bool = False,
 ) -> Path:
-    """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)]."""
+    """A run whose cells have closed-loop timestamps: ``cells`` is [(spec, latency factor)];
+    ``legacy_ids``: cells carry the id of runs written before stop rules were part of it."""
     rng = np.random.default_rng(seed)
     rec = RunRecord(run_id=name, suite_name="t")
     if schema is not None:
         rec.schema_version = schema
     run_dir = root / name
     for spec, factor in cells:
-        st_ = (status or {}).get(spec.cell_id, "ok")
+        cid = legacy_cell_id(spec) if legacy_ids else spec.cell_id
+        st_ = (status or {}).get(cid, "ok")
         if st_ != "ok":
-            rec.cells.append(CellRecord(cell_id=spec.cell_id, spec=spec, status=st_, error="boom"))
+            rec.cells.append(CellRecord(cell_id=cid, spec=spec, status=st_, error="boom"))
             continue
         lat = (rng.lognormal(np.log(1e6), 0.1, N) * factor).astype(np.int64)  # ~1 ms
         sched = np.concatenate([[0], np.cumsum(lat[:-1])]).astype(np.int64)
-        raw = f"raw/{spec.cell_id}.parquet"
+        raw = f"raw/{cid}.parquet"
         bs = spec.batch_size
         write_table(
             run_dir / raw,
@@ -65,7 +71,7 @@ def make_run(
         )
         rec.cells.append(
             CellRecord(
-                cell_id=spec.cell_id,
+                cell_id=cid,
                 spec=spec,
                 status="ok",
                 raw_file=raw,
@@ -92,21 +98,69 @@ def runs(tmp_path: Path):
 
 
 def test_parse_rule_directions() -> None:
-    r = gate.parse_rule("p99_latency:+5%")
+    r = gate.parse_rule("latency_p99:+5%")
     assert r.metric.direction == "lower" and r.threshold == pytest.approx(0.05)
     r = gate.parse_rule("throughput:-3%")
     assert r.metric.direction == "higher" and r.threshold == pytest.approx(0.03)
-    assert str(gate.parse_rule("latency_p99:7.5%")) == "p99_latency:+7.5%"
+    assert str(gate.parse_rule("latency_p99:7.5%")) == "latency_p99:+7.5%"
     with pytest.raises(gate.GateError, match="higher-is-better"):
         gate.parse_rule("throughput:+3%")
     with pytest.raises(gate.GateError, match="lower-is-better"):
-        gate.parse_rule("p99_latency:-3%")
+        gate.parse_rule("latency_p99:-3%")
     with pytest.raises(gate.GateError, match="allowed"):
         gate.parse_rule("speed:+3%")
     with pytest.raises(gate.GateError, match="cannot parse"):
-        gate.parse_rule("p99_latency=5")
+        gate.parse_rule("latency_p99=5")
     with pytest.raises(gate.GateError, match="more than one rule"):
-        gate.parse_rules(["p99_latency:+5%", "latency_p99:+6%"])
+        gate.parse_rules(["latency_p99:+5%", "latency_p99:+6%"])
+    with pytest.raises(gate.GateError, match="more than one rule"), pytest.warns(DeprecationWarning):
+        gate.parse_rules(["latency_p99:+5%", "p99_latency:+6%"])
+
+
+def test_gated_metrics_are_the_record_metrics() -> None:
+    """One registry: every gated metric is a record metric with its unit and direction."""
+    assert set(gate.GATE_METRICS) == {
+        "throughput",
+        "latency_p50",
+        "latency_p90",
+        "latency_p95",
+        "latency_p99",
+        "latency_p99.9",
+        "latency_mean",
+    }
+    for name, m in gate.GATE_METRICS.items():
+        assert (m.unit, m.direction) == (METRICS[name].unit, METRICS[name].direction)
+    assert gate.GATE_METRICS["latency_p50"].statistic == "median"
+    assert gate.GATE_METRICS["throughput"].samples == "throughput"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the record names and the default rules never warn
+        assert [str(r) for r in gate.parse_rules(None)] == list(gate.DEFAULT_RULES)
+        assert gate.gate_metric("latency_p99").name == "latency_p99"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("median_latency", "latency_p50"),
+        ("p50_latency", "latency_p50"),
+        ("mean_latency", "latency_mean"),
+        ("p90_latency", "latency_p90"),
+        ("p95_latency", "latency_p95"),
+        ("p99_latency", "latency_p99"),
+        ("p99.9_latency", "latency_p99.9"),
+        ("samples_per_s", "throughput"),
+    ],
+)
+def test_old_gate_metric_names_still_parse_with_a_deprecation_warning(old: str, new: str) -> None:
+    sign = "-" if new == "throughput" else "+"
+    with pytest.warns(DeprecationWarning) as caught:
+        rule = gate.parse_rule(f"{old}:{sign}4%")
+    assert rule.metric.name == new and rule.threshold == pytest.approx(0.04)
+    (w,) = caught
+    msg = str(w.message)
+    assert "\n" not in msg and f"{new}:{sign}4%" in msg and old in msg
+    with pytest.warns(DeprecationWarning, match=new):
+        assert gate.gate_metric(old) is gate.GATE_METRICS[new]
 
 
 # ------------------------------------------------------------------ holm
@@ -135,7 +189,7 @@ def _lat(seed: int, n: int = 3000, scale: float = 1.0) -> np.ndarray:
     return np.random.default_rng(seed).lognormal(0.0, 0.2, n) * scale
 
 
-@pytest.mark.parametrize("name", ["median_latency", "p99_latency", "mean_latency"])
+@pytest.mark.parametrize("name", ["latency_p50", "latency_p99", "latency_mean"])
 def test_latency_direction(name: str) -> None:
     m = gate.gate_metric(name)
     assert gate.compare_samples(_lat(1), _lat(2, scale=1.3), m, 0.05).verdict == "regression"
@@ -151,7 +205,7 @@ def test_throughput_direction() -> None:
 
 
 def test_inconclusive_with_few_samples_and_mde() -> None:
-    m = gate.gate_metric("p99_latency")
+    m = gate.gate_metric("latency_p99")
     v = gate.compare_samples(_lat(1, 30), _lat(2, 30, scale=1.06), m, 0.05)
     assert v.verdict == "inconclusive"
     assert v.mde > 0.05  # 30 samples cannot resolve a 5 % change of the p99
@@ -160,7 +214,7 @@ def test_inconclusive_with_few_samples_and_mde() -> None:
 
 
 def test_small_real_change_below_threshold_is_not_a_regression() -> None:
-    m = gate.gate_metric("median_latency")
+    m = gate.gate_metric("latency_p50")
     v = gate.compare_samples(_lat(1, 20000), _lat(2, 20000, scale=1.02), m, 0.05)
     assert v.p_value < 1e-6 and v.verdict == "no change"
 
@@ -171,7 +225,7 @@ def test_small_real_change_below_threshold_is_not_a_regression() -> None:
     st.integers(0, 2**31 - 1),
     st.floats(0.6, 1.6),
     st.integers(20, 400),
-    st.sampled_from(["median_latency", "p99_latency", "p90_latency", "throughput"]),
+    st.sampled_from(["latency_p50", "latency_p99", "latency_p90", "throughput"]),
     st.sampled_from([0.02, 0.05, 0.1]),
 )
 def test_comparison_is_symmetric(s1: int, s2: int, scale: float, n: int, name: str, thr: float) -> None:
@@ -206,7 +260,7 @@ def test_compare_runs_pass_and_regression(runs) -> None:
     rep = gate.compare_runs(a, runs("b", seed=2), gate.parse_rules(None))
     assert rep.exit_code == gate.EXIT_PASS
     assert {v.verdict for v in rep.verdicts} <= {"no change", "inconclusive"}
-    slow = gate.compare_runs(a, runs("c", f_ss=1.25, seed=3), gate.parse_rules(["median_latency:+5%"]))
+    slow = gate.compare_runs(a, runs("c", f_ss=1.25, seed=3), gate.parse_rules(["latency_p50:+5%"]))
     assert slow.exit_code == gate.EXIT_REGRESSION
     by = {v.cell_id: v.verdict for v in slow.verdicts}
     assert by[_cell().cell_id] == "regression"
@@ -234,7 +288,7 @@ def test_failed_current_cell_fails_the_gate(runs) -> None:
 
 
 def test_unstable_current_cannot_prove_a_regression(runs) -> None:
-    rules = gate.parse_rules(["median_latency:+5%"])
+    rules = gate.parse_rules(["latency_p50:+5%"])
     rep = gate.compare_runs(runs("a"), runs("u", f_ss=1.3, seed=3, steady=False), rules)
     assert rep.exit_code == gate.EXIT_PASS
     assert all("unstable" in v.note for v in rep.verdicts)
@@ -254,12 +308,62 @@ def test_throughput_not_gated_for_open_loop() -> None:
     assert m.applies_to("offline") and not m.applies_to("online")
 
 
+# ------------------------------------------------------------------ cell ids
+
+STOP_SWEEP = """\
+name: stops
+defaults: {size: tiny, stop: {min_duration_s: 0.1}}
+matrix:
+  - models: [tabular_mlp]
+    backends: [null]
+    scenarios:
+      - {name: single-stream, sweep: {stop: [{min_queries: 64}, {min_queries: 128}]}}
+      - {name: offline, options: {stop: {min_duration_s: 2.0}}}
+"""
+
+
+def test_a_sweep_over_stop_rules_gives_one_cell_per_rule(write_suite) -> None:
+    _, cells = load_suite(write_suite(STOP_SWEEP))
+    ss = [c for c in cells if c.scenario == "single-stream"]
+    assert [c.stop.min_queries for c in ss] == [64, 128]
+    assert len({c.cell_id for c in ss}) == 2  # the stop rule is part of the id
+    assert len({legacy_cell_id(c) for c in ss}) == 1  # ... and was not before
+    (off,) = [c for c in cells if c.scenario == "offline"]
+    assert off.cell_id == legacy_cell_id(off)  # a default stop rule leaves the id as it was
+
+
+def test_a_baseline_with_legacy_cell_ids_still_compares(tmp_path: Path) -> None:
+    ss, off = _cell(), _cell("offline", 4)
+    assert ss.cell_id != legacy_cell_id(ss)
+    old = gate.load_run_ref(make_run(tmp_path, "old", [(ss, 1.0), (off, 1.0)], seed=1, legacy_ids=True))
+    cur = gate.load_run_ref(make_run(tmp_path, "cur", [(ss, 1.3), (off, 1.0)], seed=2))
+    rules = gate.parse_rules(["latency_p50:+5%"])
+    rep = gate.compare_runs(old, cur, rules)
+    by = {v.cell_id: v.verdict for v in rep.verdicts}
+    assert by == {ss.cell_id: "regression", off.cell_id: "no change"}
+    assert sum("matched by the id without the stop rule" in n for n in rep.notes) == 2
+    # the other way round (a new baseline, a current run written before the change) as well
+    back = gate.compare_runs(cur, old, rules)
+    assert {v.cell_id: v.verdict for v in back.verdicts} == {
+        legacy_cell_id(ss): "improvement",
+        legacy_cell_id(off): "no change",
+    }
+    # two current cells that differ only in the stop rule: the one measured like the old
+    # baseline cell is compared with it, the other has no baseline
+    other_stop = ss.model_copy(update={"scenario_options": {**ss.scenario_options, "stop": {"min_queries": 99}}})
+    two = gate.load_run_ref(make_run(tmp_path, "two", [(ss, 1.0), (other_stop, 1.0), (off, 1.0)], seed=3))
+    with pytest.raises(gate.GateError, match=f"only in current.*{other_stop.cell_id}"):
+        gate.compare_runs(old, two, rules)
+    rep = gate.compare_runs(old, two, rules, allow_unmatched=True)
+    assert {v.cell_id for v in rep.verdicts} == {ss.cell_id, off.cell_id}
+
+
 # ------------------------------------------------------------------ outputs
 
 
 def test_markdown_json_junit(runs) -> None:
     a, c = runs("a", seed=1), runs("c", f_ss=1.3, seed=3)
-    rep = gate.compare_runs(a, c, gate.parse_rules(["median_latency:+5%", "throughput:-5%"]))
+    rep = gate.compare_runs(a, c, gate.parse_rules(["latency_p50:+5%", "throughput:-5%"]))
     md = gate.to_markdown(rep)
     assert md.startswith("## Performance gate: FAIL")
     assert "| cell | metric |" in md and "REGRESSION" in md
@@ -304,6 +408,19 @@ def test_cli_exit_codes(tmp_path: Path, runs) -> None:
     assert rule.exit_code == 2
 
 
+def test_cli_accepts_an_old_metric_name_with_a_one_line_warning(tmp_path: Path, runs) -> None:
+    runs("a", seed=1)
+    runs("c", f_ss=1.3, seed=3)
+    args = ["gate", "compare", "a", "c", "--results", str(tmp_path), "-f", "json"]
+    res = CliRunner().invoke(_app(), [*args, "--fail-on", "median_latency:+5%"])
+    assert res.exit_code == 1, res.output
+    (line,) = [x for x in res.output.splitlines() if "deprecated" in x]
+    assert "median_latency" in line and "latency_p50:+5%" in line
+    new = CliRunner().invoke(_app(), [*args, "--fail-on", "latency_p50:+5%"])
+    assert new.exit_code == 1 and "deprecated" not in new.output
+    assert json.loads(new.output)["rules"] == ["latency_p50:+5%"]
+
+
 def test_cli_baselines(tmp_path: Path, runs) -> None:
     runs("a", seed=1)
     runs("c", f_ss=1.3, seed=3)
@@ -322,8 +439,8 @@ def test_cli_baselines(tmp_path: Path, runs) -> None:
 
 def test_noise_from_runs(runs) -> None:
     rs = [runs(f"r{i}", seed=i) for i in range(3)]
-    rows = gate.noise_from_runs(rs, [gate.gate_metric("median_latency"), gate.gate_metric("p99_latency")])
-    assert {r.metric for r in rows} == {"median_latency", "p99_latency"}
+    rows = gate.noise_from_runs(rs, [gate.gate_metric("latency_p50"), gate.gate_metric("latency_p99")])
+    assert {r.metric for r in rows} == {"latency_p50", "latency_p99"}
     for row in rows:
         assert row.n_runs == 3 and row.pairs == 6
         assert row.suggested_threshold >= row.aa_max_change
@@ -350,11 +467,11 @@ def test_cli_calibrate_noise_runs_the_suite(tmp_path: Path) -> None:
             "--results",
             str(tmp_path / "r"),
             "--metric",
-            "median_latency:+5%",
+            "latency_p50:+5%",
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "suggested rules" in res.output and "--fail-on median_latency:+" in res.output
+    assert "suggested rules" in res.output and "--fail-on latency_p50:+" in res.output
     assert len([d for d in (tmp_path / "r").iterdir() if (d / "run.json").exists()]) == 2
 
 
@@ -367,7 +484,7 @@ def test_run_sets_put_between_run_noise_in_the_interval(tmp_path: Path) -> None:
     same = [make_run(tmp_path, f"c{i}", [(cell, f)], seed=10 + i) for i, f in enumerate(drift[3:])]
     slow = [make_run(tmp_path, f"s{i}", [(cell, 1.5 * f)], seed=20 + i) for i, f in enumerate(drift[3:])]
     load = lambda ps: [gate.load_run_ref(str(p), tmp_path) for p in ps]  # noqa: E731
-    rules = gate.parse_rules(["median_latency:+5%"])
+    rules = gate.parse_rules(["latency_p50:+5%"])
     # one run each: the 15 % shift of a single run reads as a regression
     assert gate.compare_runs(load(base)[0], load(same)[2], rules).exit_code == gate.EXIT_REGRESSION
     rep = gate.compare_run_sets(load(base), load(same), rules)

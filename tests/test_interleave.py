@@ -15,13 +15,8 @@ from scipy.stats import binom
 from tests_support import fast_cell
 from typer.testing import CliRunner
 
-from harness.analysis.gate import LoadedRun, compare_runs, gate_metric, parse_rules
-from harness.analysis.gate.paired import (
-    compare_paired,
-    median_interval,
-    noise_from_ab_reports,
-    sign_rank_k,
-)
+from harness.analysis.gate import GateMetric, LoadedRun, compare_runs, gate_metric, noise_from_ab_reports, parse_rules
+from harness.analysis.gate.paired import compare_paired, median_interval, sign_rank_k
 from harness.core.records import CellSpec
 from harness.measure.interleave import InterleaveError, InterleaveOptions, Variant, measure_interleaved, run_ab
 
@@ -77,7 +72,7 @@ def _drifting_pair(change: float, outliers: dict[int, float], rounds: int = 30, 
 
 
 def test_paired_comparison_cancels_drift_and_ignores_outlier_blocks() -> None:
-    m = gate_metric("median_latency")
+    m = gate_metric("latency_p50")
     bursts = {3: 1.8, 11: 1.6, 20: 0.5, 27: 1.7}
     b, c = _drifting_pair(0.04, bursts)
     v = compare_paired(b, c, m, threshold=0.02)
@@ -94,15 +89,15 @@ def test_median_latency_leaves_out_one_sided_bursts_but_not_real_changes() -> No
     rng = np.random.default_rng(3)
     b = _raw([0.1 * bursts_b.get(k, 1.0) * rng.lognormal(0, 0.01, 100) for k in range(40)])
     c = _raw([0.106 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
-    v = compare_paired(b, c, gate_metric("median_latency"), threshold=0.03)
+    v = compare_paired(b, c, gate_metric("latency_p50"), threshold=0.03)
     assert v.verdict == "regression" and v.ratio == pytest.approx(1.06, abs=0.005)
     assert f"{len(bursts_b)} of 40 rounds left out as bursts" in v.note
-    tail = compare_paired(b, c, gate_metric("p99_latency"), threshold=0.03)
+    tail = compare_paired(b, c, gate_metric("latency_p99"), threshold=0.03)
     assert "left out" not in tail.note and tail.n_baseline == 40
     # a real +50 % change is centred, not cut away
     big = _raw([0.15 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
     plain = _raw([0.1 * rng.lognormal(0, 0.01, 100) for _ in range(40)])
-    v = compare_paired(plain, big, gate_metric("median_latency"), threshold=0.03)
+    v = compare_paired(plain, big, gate_metric("latency_p50"), threshold=0.03)
     assert v.verdict == "regression" and v.ratio == pytest.approx(1.5, rel=0.01) and "left out" not in v.note
 
 
@@ -137,13 +132,13 @@ def test_stalls_in_some_blocks_fail_the_tail_and_throughput_rules() -> None:
     # the null rounds' spread (its sign-test interval starts at 1.0), the pooled p99 and
     # throughput move, and the Wilcoxon ranks carry the stalled rounds' magnitude
     b, c = _stalled_pair(2)
-    p99 = compare_paired(b, c, gate_metric("p99_latency"), threshold=0.10)
+    p99 = compare_paired(b, c, gate_metric("latency_p99"), threshold=0.10)
     assert p99.verdict == "regression", p99
     assert p99.ratio == pytest.approx(p99.current_value / p99.baseline_value)
     assert p99.ratio > 1.5 and "Wilcoxon" in p99.note
     thr = compare_paired(b, c, gate_metric("throughput"), threshold=0.03)
     assert thr.verdict == "regression" and thr.ratio < 0.97
-    assert compare_paired(b, c, gate_metric("median_latency"), threshold=0.03).verdict == "no change"
+    assert compare_paired(b, c, gate_metric("latency_p50"), threshold=0.03).verdict == "no change"
 
 
 def test_one_sided_bursts_without_a_change_do_not_fail_the_tail() -> None:
@@ -152,7 +147,7 @@ def test_one_sided_bursts_without_a_change_do_not_fail_the_tail() -> None:
     drift = rng.uniform(0.8, 1.5, 40)
     b = _raw([0.1 * drift[k] * rng.lognormal(0, 0.05, 300) for k in range(40)])
     c = _raw([0.1 * drift[k] * (1.7 if k in (2, 13, 25, 31) else 1.0) * rng.lognormal(0, 0.05, 300) for k in range(40)])
-    for name in ("p99_latency", "throughput", "mean_latency"):
+    for name in ("latency_p99", "throughput", "latency_mean"):
         v = compare_paired(b, c, gate_metric(name), threshold=0.05)
         assert v.verdict != "regression" and v.p_value > 0.01, v
 
@@ -163,7 +158,6 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
     definition); the quantile is the LoadGen order statistic. ``scan``: the memory-bounded
     path for long runs instead of the binary search."""
     import harness.analysis.gate.paired as gp
-    from harness.analysis.gate import GateMetric
     from harness.core.stats import percentile
 
     if scan:
@@ -180,7 +174,7 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
         for j in range(w.shape[0]):
             x = np.concatenate([np.repeat(lat[blk == r], int(w[j, r])) for r in range(30)])
             assert got[j] == percentile(x, q), (stat, j)
-    mean = gp._pooled(gate_metric("mean_latency"), side, w)
+    mean = gp._pooled(gate_metric("latency_mean"), side, w)
     x = np.concatenate([np.repeat(lat[blk == r], int(w[5, r])) for r in range(30)])
     assert mean[5] == pytest.approx(x.mean())
 
@@ -188,7 +182,7 @@ def test_pooled_statistics_with_round_weights_equal_repeated_blocks(scan: bool, 
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=9, max_size=40),
-    st.sampled_from(["median_latency", "p99_latency", "throughput"]),
+    st.sampled_from(["latency_p50", "latency_p99", "throughput"]),
 )
 def test_paired_comparison_is_symmetric(d: list[float], metric: str) -> None:
     blocks_b = [np.full(20, 0.1) for _ in d]
@@ -226,7 +220,7 @@ def test_interleaved_session_records_blocks_workers_and_detects_a_slowdown(tmp_p
     lat_ms = (raw["completed_ns"] - raw["issued_ns"]) / 1e6
     assert lat_ms.median() == pytest.approx(bc.metrics["latency_p50"].value, rel=1e-3)
     assert lat_ms.min() >= 0.3  # the spin backend's service time
-    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["latency_p50:+10%"]))
     (v,) = report.verdicts
     assert "interleaved" in v.note
     assert v.verdict == "regression" and 1.15 < v.ratio < 1.40
@@ -235,7 +229,7 @@ def test_interleaved_session_records_blocks_workers_and_detects_a_slowdown(tmp_p
 
 def test_identical_sides_pass(tmp_path: Path) -> None:
     b, c = run_ab([spin_cell()], tmp_path, options=FAST)
-    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["latency_p50:+10%"]))
     assert report.exit_code == 0
     assert abs(report.verdicts[0].ratio - 1) < 0.05
 
@@ -243,7 +237,7 @@ def test_identical_sides_pass(tmp_path: Path) -> None:
 def test_runs_of_different_sessions_are_compared_unpaired(tmp_path: Path) -> None:
     b1, _ = run_ab([spin_cell()], tmp_path, options=FAST)
     _, c2 = run_ab([spin_cell()], tmp_path, options=FAST)
-    report = compare_runs(_loaded(b1, tmp_path), _loaded(c2, tmp_path), parse_rules(["median_latency:+10%"]))
+    report = compare_runs(_loaded(b1, tmp_path), _loaded(c2, tmp_path), parse_rules(["latency_p50:+10%"]))
     assert "interleaved" not in report.verdicts[0].note
 
 
@@ -283,7 +277,7 @@ def test_a_failing_side_fails_the_cell_and_the_gate(
         run = RunRecord(run_id=name, status="complete", cells=[rec])
         save_run(run, tmp_path)
         runs.append(_loaded(run, tmp_path))
-    report = compare_runs(runs[0], runs[1], parse_rules(["median_latency:+10%"]))
+    report = compare_runs(runs[0], runs[1], parse_rules(["latency_p50:+10%"]))
     assert report.exit_code == 1 and report.verdicts[0].verdict == "failed"
 
 
@@ -306,13 +300,13 @@ def test_open_loop_cells_are_refused_or_skipped(tmp_path: Path) -> None:
 
 
 def test_noise_rows_from_aa_sessions(tmp_path: Path) -> None:
-    rules = parse_rules(["median_latency:+10%", "throughput:-10%"])
+    rules = parse_rules(["latency_p50:+10%", "throughput:-10%"])
     reports = []
     for _ in range(2):
         b, c = run_ab([spin_cell()], tmp_path, options=FAST)
         reports.append(compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), rules))
     rows = noise_from_ab_reports(reports)
-    assert {r.metric for r in rows} == {"median_latency", "throughput"}
+    assert {r.metric for r in rows} == {"latency_p50", "throughput"}
     for r in rows:
         changes = [abs(v.ratio - 1) for rep in reports for v in rep.verdicts if v.metric == r.metric]
         assert r.n_runs == 2 and r.aa_max_change == pytest.approx(max(changes))
@@ -323,17 +317,17 @@ def test_too_few_rounds_for_the_number_of_comparisons_is_said(tmp_path: Path) ->
     b, c = run_ab([spin_cell()], tmp_path, options=FAST.model_copy(update={"rounds": 10}))
     six = parse_rules(
         [
-            "median_latency:+10%",
-            "mean_latency:+10%",
-            "p90_latency:+10%",
-            "p95_latency:+10%",
-            "p99_latency:+10%",
+            "latency_p50:+10%",
+            "latency_mean:+10%",
+            "latency_p90:+10%",
+            "latency_p95:+10%",
+            "latency_p99:+10%",
             "throughput:-10%",
         ]
     )
     report = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), six)
     assert any("smallest possible p-value" in n and "6 comparisons" in n for n in report.notes), report.notes
-    one = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["median_latency:+10%"]))
+    one = compare_runs(_loaded(b, tmp_path), _loaded(c, tmp_path), parse_rules(["latency_p50:+10%"]))
     assert not any("smallest possible" in n for n in one.notes)
 
 
@@ -381,7 +375,7 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
         "--workers",
         "2",
         "--fail-on",
-        "median_latency:+10%",
+        "latency_p50:+10%",
     ]
     cli = CliRunner()
     slow = cli.invoke(app, args + ["--inject-slowdown", "25%", "-f", "markdown"])
@@ -422,7 +416,7 @@ def test_cli_gate_ab_exit_codes(tmp_path: Path) -> None:
             "--results",
             str(res),
             "--fail-on",
-            "median_latency:+10%",
+            "latency_p50:+10%",
             "-f",
             "markdown",
         ],
@@ -493,7 +487,7 @@ def test_each_side_runs_its_own_code(tmp_path: Path) -> None:
         "--workers",
         "2",
         "--fail-on",
-        "median_latency:+10%",
+        "latency_p50:+10%",
         "-f",
         "json",
     ]

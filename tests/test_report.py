@@ -11,10 +11,10 @@ import typer
 from tests_support import fast_cell
 from typer.testing import CliRunner
 
-from harness.analysis.gate import load_run_ref
 from harness.analysis.report import write_report
 from harness.cli.gate import gate_app
 from harness.measure.runner import run_cells
+from harness.store.refs import load_run_ref
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,12 +21,14 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.analysis.gate import GateError, LoadedRun
+from harness.analysis.gate import GateError, compare_runs, to_markdown
 from harness.core.records import query_latency_ms
+from harness.store.refs import LoadedRun
+from harness.store.results import ResultsError
 
 MAX_CDF_CELLS = 8
 
@@ -47,6 +49,8 @@ class _Figure:
 
 
 def _plt() -> Any:
+    # matplotlib is slow to import and its backend is chosen here, when a report is drawn,
+    # never as a side effect of importing this module
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -65,7 +69,7 @@ def _png(fig: Any) -> bytes:
 def _latencies_ms(run: LoadedRun, cell_id: str) -> np.ndarray | None:
     try:
         raw = run.raw(cell_id)
-    except (GateError, KeyError):
+    except (ResultsError, KeyError):
         return None
     return query_latency_ms(raw)
 
@@ -188,34 +192,51 @@ def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]
     return [_Figure("latency_vs_qps", "Latency vs offered load", _png(fig), cap)]
 
 
+class _Bar(NamedTuple):
+    """One bar of the energy/cost plot: a value (None when the cell lacks it) and its provenance."""
+
+    value: float | None
+    provenance: str
+
+    @property
+    def measured(self) -> bool:
+        return self.provenance.startswith("measured")
+
+
+class _CostRow(NamedTuple):
+    cell_id: str
+    energy_per_inference_j: _Bar
+    usd_per_1m_inferences: _Bar
+
+
 def _energy_cost(run: LoadedRun) -> list[_Figure]:
     plt = _plt()
-    rows = []
+    rows: list[_CostRow] = []
     for c in _ok_cells(run):
-        e, ep = _metric(c, "energy_per_inference_j")
-        u, up = _metric(c, "usd_per_1m_inferences")
-        if e is not None or u is not None:
-            rows.append((c.cell_id, e, ep, u, up))
+        e, u = _Bar(*_metric(c, "energy_per_inference_j")), _Bar(*_metric(c, "usd_per_1m_inferences"))
+        if e.value is not None or u.value is not None:
+            rows.append(_CostRow(c.cell_id, e, u))
     if not rows:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.5), sharey=True)
     y = np.arange(len(rows))
-    for ax, (vi, pi, label) in zip(axes, ((1, 2, "energy per inference (J)"), (3, 4, "USD per 1M inferences"))):
-        vals = [r[vi] if r[vi] is not None else 0.0 for r in rows]
-        bars = ax.barh(y, vals, color=["C0" if (r[pi] or "").startswith("measured") else "C1" for r in rows])
-        for b, r in zip(bars, rows):
-            if r[vi] is not None:
-                b.set_hatch("" if (r[pi] or "").startswith("measured") else "//")
+    for ax, field_name, label in zip(axes, _CostRow._fields[1:], ("energy per inference (J)", "USD per 1M inferences")):
+        cells: list[_Bar] = [getattr(r, field_name) for r in rows]
+        vals = [x.value if x.value is not None else 0.0 for x in cells]
+        bars = ax.barh(y, vals, color=["C0" if x.measured else "C1" for x in cells])
+        for b, x in zip(bars, cells):
+            if x.value is not None:
+                b.set_hatch("" if x.measured else "//")
                 ax.text(
                     b.get_width(),
                     b.get_y() + b.get_height() / 2,
-                    f" {r[vi]:.3g} ({r[pi].split(':')[0]})",
+                    f" {x.value:.3g} ({x.provenance.split(':')[0]})",
                     va="center",
                     fontsize=7,
                 )
         ax.set_xlabel(label)
         ax.grid(True, axis="x", alpha=0.3)
-    axes[0].set_yticks(y, [r[0] for r in rows], fontsize=7)
+    axes[0].set_yticks(y, [r.cell_id for r in rows], fontsize=7)
     cap = "solid = measured, hatched = estimated/projected (provenance in each label)"
     return [_Figure("energy_cost", "Energy and cost per cell", _png(fig), cap)]
 
@@ -286,8 +307,6 @@ def _gate_section(run: LoadedRun, baseline: LoadedRun | None) -> tuple[str, str]
     """(markdown, html) of the gate against the baseline, or empty strings."""
     if baseline is None:
         return "", ""
-    from harness.analysis.gate import compare_runs, to_markdown
-
     try:
         rep = compare_runs(baseline, run, None, allow_unmatched=True)
     except GateError as exc:

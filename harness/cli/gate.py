@@ -6,17 +6,43 @@ Mount with ``app.add_typer(gate_app, name="gate")``. Exit codes: 0 pass, 1 regre
 
 from __future__ import annotations
 
+import re
 import shutil
-from collections.abc import Sequence
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from harness.analysis.gate import EXIT_ERROR, FORMATS, GateError
-from harness.store.results import DEFAULT_ROOT
+from harness.analysis.gate import (
+    DEFAULT_RULES,
+    EXIT_ERROR,
+    FORMATS,
+    GateError,
+    GateReport,
+    Rule,
+    compare_run_sets,
+    compare_runs,
+    load_run_ref,
+    noise_from_ab_reports,
+    noise_from_runs,
+    parse_rules,
+    render,
+    to_rich_table,
+)
+from harness.analysis.report import write_report
+from harness.core.records import CLOSED_LOOP_SCENARIOS, CellSpec, RunRecord
+from harness.core.spec import SpecError, Suite, load_suite
+from harness.measure.interleave import InterleaveError, InterleaveOptions, run_ab
+from harness.measure.runner import run_suite
+from harness.store.refs import LoadedRun, baselines_root
+from harness.store.results import DEFAULT_ROOT, ResultsError, load_run
 
 gate_app = typer.Typer(
     add_completion=False,
@@ -37,6 +63,26 @@ def _fail(msg: str) -> typer.Exit:
     return typer.Exit(EXIT_ERROR)
 
 
+def _rules(texts: Iterable[str] | None) -> list[Rule]:
+    """Parse --fail-on rules; a deprecated metric name prints one warning line naming the new
+    rule (and still counts); a bad rule is a usage error (exit 2)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        try:
+            rules = parse_rules(texts)
+        except GateError as exc:
+            raise _fail(str(exc)) from None
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            err.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return rules
+
+
+_RULES_HELP = "rule METRIC:+N% / METRIC:-N% (repeatable); default: " + " ".join(DEFAULT_RULES)
+
+
 @gate_app.command()
 def compare(
     baseline: str = typer.Argument(
@@ -46,7 +92,7 @@ def compare(
     fail_on: list[str] | None = typer.Option(
         None,
         "--fail-on",
-        help="rule METRIC:+N% / METRIC:-N% (repeatable); default: median_latency:+5% p99_latency:+10% throughput:-5%",
+        help=_RULES_HELP,
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="stdout format: " + ", ".join(FORMATS)),
     alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
@@ -64,12 +110,10 @@ def compare(
     With several runs on each side (``base1,base2,base3 head1,head2,head3``, e.g. measured
     alternately in one job) the runs' statistics are compared, so the noise between runs is
     in the interval."""
-    from harness.analysis.gate import compare_run_sets, compare_runs, load_run_ref, parse_rules
-
     if fmt not in FORMATS:
         raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    rules = _rules(fail_on)
     try:
-        rules = parse_rules(fail_on)
         bs = [load_run_ref(x, results) for x in baseline.split(",") if x]
         cs = [load_run_ref(x, results) for x in current.split(",") if x]
         if len(bs) == 1 and len(cs) == 1:
@@ -89,9 +133,7 @@ def compare(
     raise typer.Exit(report.exit_code)
 
 
-def _emit(report: Any, fmt: str, markdown: Path | None, junit: Path | None, json_out: Path | None) -> None:
-    from harness.analysis.gate import render, to_rich_table
-
+def _emit(report: GateReport, fmt: str, markdown: Path | None, junit: Path | None, json_out: Path | None) -> None:
     if fmt == "table":
         console.print(to_rich_table(report))
         for n in report.notes:
@@ -118,15 +160,10 @@ def _parse_pct(text: str, what: str) -> float:
     return v
 
 
-def _ab_cells(suite: Path, only: str | None, paths: Sequence[str] = ()) -> tuple[Any, list[Any]]:
+def _ab_cells(suite: Path, only: str | None, paths: Sequence[str] = ()) -> tuple[Suite, list[CellSpec]]:
     """The suite's cells; ``paths`` (the sides' --current-path / --baseline-path) are on
     ``sys.path`` while it is validated, so backends and models named by import path that
     live in a checkout resolve as they will in the workers."""
-    import sys
-
-    from harness.core.records import CLOSED_LOOP_SCENARIOS as CLOSED_LOOP
-    from harness.core.spec import SpecError, load_suite
-
     saved = list(sys.path)
     sys.path[:0] = [str(Path(x).resolve()) for x in paths]
     try:
@@ -138,19 +175,15 @@ def _ab_cells(suite: Path, only: str | None, paths: Sequence[str] = ()) -> tuple
     cells = [c for c in cells if not only or only in c.cell_id]
     if not cells:
         raise _fail(f"{suite}: no cells" + (f" whose id contains {only!r}" if only else ""))
-    if not any(c.scenario in CLOSED_LOOP for c in cells):
+    if not any(c.scenario in CLOSED_LOOP_SCENARIOS for c in cells):
         raise _fail(
             f"{suite}: no cell can be interleaved (scenarios {sorted({c.scenario for c in cells})}); "
-            f"allowed: {', '.join(sorted(CLOSED_LOOP))}"
+            f"allowed: {', '.join(sorted(CLOSED_LOOP_SCENARIOS))}"
         )
     return s, cells
 
 
-def _ab_options(**kw: Any) -> Any:
-    from pydantic import ValidationError
-
-    from harness.measure.interleave import InterleaveOptions
-
+def _ab_options(**kw: Any) -> InterleaveOptions:
     try:
         return InterleaveOptions(**kw)
     except ValidationError as exc:
@@ -168,11 +201,9 @@ def _check_alpha(alpha: float) -> None:
         raise _fail(f"--alpha must be in (0, 1), got {alpha}")
 
 
-def _run_ab(suite: Path, cells: list[Any], results: Path, name: str, opts: Any, **kw: Any) -> tuple[Any, Any]:
-    from rich.progress import Progress
-
-    from harness.measure.interleave import InterleaveError, run_ab
-
+def _run_ab(
+    suite: Path, cells: list[CellSpec], results: Path, name: str, opts: InterleaveOptions, **kw: Any
+) -> tuple[RunRecord, RunRecord]:
     with Progress(console=err, transient=True) as prog:
         task = prog.add_task("interleaved A/B", total=len(cells))
 
@@ -232,7 +263,7 @@ def ab(
     fail_on: list[str] | None = typer.Option(
         None,
         "--fail-on",
-        help="rule METRIC:+N% / METRIC:-N% (repeatable); default: median_latency:+5% p99_latency:+10% throughput:-5%",
+        help=_RULES_HELP,
     ),
     alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
     fmt: str = typer.Option("table", "--format", "-f", help="stdout format: " + ", ".join(FORMATS)),
@@ -251,16 +282,10 @@ def ab(
     Host drift hits both sides alike, so small thresholds hold on a noisy machine. Both runs
     are saved (ids ...-ab-baseline-... and ...-ab-current-...); `harness gate compare` on
     them gives the same paired comparison."""
-    from harness.analysis.gate import LoadedRun, compare_runs, parse_rules
-    from harness.measure.interleave import InterleaveError
-
     if fmt not in FORMATS:
         raise _fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
     _check_alpha(alpha)
-    try:
-        rules = parse_rules(fail_on)
-    except GateError as exc:
-        raise _fail(str(exc)) from None
+    rules = _rules(fail_on)
     slow = _parse_pct(inject_slowdown, "--inject-slowdown") if inject_slowdown else 0.0
     opts = _ab_options(
         rounds=rounds,
@@ -317,10 +342,6 @@ def baseline_save(
     force: bool = typer.Option(False, "--force", help="replace an existing baseline of this name"),
 ) -> None:
     """Store a run as baseline NAME (a copy of its run.json and raw files)."""
-    import re
-
-    from harness.analysis.gate import baselines_root, load_run_ref
-
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
         raise _fail(f"baseline name {name!r}: use letters, digits, '.', '_' or '-'")
     try:
@@ -342,9 +363,6 @@ def baseline_save(
 @baseline_app.command("list")
 def baseline_list(results: Path = _RESULTS) -> None:
     """List stored baselines."""
-    from harness.analysis.gate import baselines_root
-    from harness.store.results import ResultsError, load_run
-
     root = baselines_root(results)
     t = Table("name", "run id", "created (UTC)", "cells", "suite", "commit")
     for d in sorted(root.iterdir()) if root.exists() else []:
@@ -381,19 +399,9 @@ def calibrate_noise(
 ) -> None:
     """Run SUITE REPEATS times and report run-to-run noise and a threshold per metric
     (with --interleaved: the noise of `gate ab` between identical sides)."""
-    from harness.analysis.gate import LoadedRun, compare_runs, noise_from_runs, parse_rules
-    from harness.core.spec import SpecError
-    from harness.measure.runner import run_suite
-
-    try:
-        rules = parse_rules(fail_on)
-        metrics = [r.metric for r in rules]
-    except GateError as exc:
-        raise _fail(str(exc)) from None
+    rules = _rules(fail_on)
+    metrics = [r.metric for r in rules]
     if interleaved:
-        from harness.analysis.gate.paired import noise_from_ab_reports
-        from harness.measure.interleave import InterleaveError
-
         opts = _ab_options(rounds=rounds, block_ms=block_ms, workers=workers)
         s, cells = _ab_cells(suite, only)
         reports = []
@@ -467,13 +475,10 @@ def report(
     results: Path = _RESULTS,
 ) -> None:
     """Write a self-contained HTML report (embedded PNG plots) and a Markdown version."""
-    from harness.analysis.gate import load_run_ref
-    from harness.analysis.report import write_report
-
     try:
         cur = load_run_ref(run, results)
         base = load_run_ref(against, results) if against else None
         files = write_report(cur, out or cur.path / "report", baseline=base)
-    except GateError as exc:
+    except (GateError, ResultsError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"HTML: [bold]{files.html}[/]\nMarkdown: [bold]{files.markdown}[/] ({len(files.images)} plots)")

@@ -34,7 +34,7 @@ e.g. a stall every few tens of ms):
   cancel. The pooled interval stays honest about a stall that touches few blocks: it clears
   the threshold only when the resampled rounds keep showing it.
 
-The verdict rule is the gate's usual one (:func:`harness.analysis.gate.decide`): the test must be
+The verdict rule is the gate's usual one (:func:`harness.analysis.gate.verdicts.decide`): the test must be
 significant after correction *and* the interval must clear the threshold.
 """
 
@@ -44,8 +44,27 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom, binomtest, rankdata, wilcoxon
 
+from harness.analysis.gate.rules import GateMetric
+from harness.analysis.gate.samples import block_values, is_interleaved
+from harness.analysis.gate.verdicts import MetricVerdict, measured_verdict, unmeasured_verdict
 from harness.core import stats
+from harness.core.records import latency_ns
+
+__all__ = [
+    "BURST_RATIO",
+    "MIN_BLOCKS",
+    "N_BOOTSTRAP",
+    "block_values",
+    "compare_paired",
+    "is_interleaved",
+    "is_pooled",
+    "median_interval",
+    "paired_log_ratios",
+    "pooled_value",
+    "sign_rank_k",
+]
 
 #: median latency only: a round whose paired ratio lies beyond this factor of the median
 #: ratio is a burst of interference that hit one side's block (on the CI VM: 1.4-2x), not the
@@ -62,8 +81,6 @@ def sign_rank_k(n: int, alpha: float) -> int:
     """Order statistic index ``k`` (1-based) such that ``[d_(k), d_(n-k+1)]`` covers the median
     of ``n`` paired values with probability >= ``1 - alpha`` (binomial sign-test interval);
     0 when ``n`` is too small for that confidence."""
-    from scipy.stats import binom
-
     if n < 1:
         return 0
     # largest k with P(X <= k - 1) <= alpha / 2, X ~ Binomial(n, 1/2)
@@ -86,27 +103,7 @@ def median_interval(d: np.ndarray, alpha: float) -> tuple[float, float, float]:
     return est, float(s[k - 1]), float(s[s.size - k])
 
 
-def block_values(raw: Any, metric: Any) -> dict[int, float]:
-    """Per-block value of ``metric`` (a :class:`harness.analysis.gate.GateMetric`) from an interleaved
-    raw table: {round: statistic}."""
-    block = np.asarray(raw["block"], dtype=np.int64)
-    start = np.asarray(raw["scheduled_ns"], dtype=np.int64)
-    end = np.asarray(raw["completed_ns"], dtype=np.int64)
-    bs = np.asarray(raw["batch_size"], dtype=float) if "batch_size" in raw else np.ones(block.size)
-    out: dict[int, float] = {}
-    fn = stats.resolve_statistic(metric.statistic)
-    for k in np.unique(block):
-        m = block == k
-        if metric.samples == "throughput":
-            dur = int(end[m].max() - start[m].min())
-            if dur > 0:
-                out[int(k)] = float(bs[m].sum() / (dur / 1e9))
-        elif m.sum() >= 1:
-            out[int(k)] = float(np.asarray(fn((end[m] - start[m]) / 1e6)))
-    return out
-
-
-def pooled_value(raw: Any, metric: Any, rounds: list[int] | None = None) -> float:
+def pooled_value(raw: Any, metric: GateMetric, rounds: list[int] | None = None) -> float:
     """The metric over the blocks of ``rounds`` (default: every block) together: the
     statistic of every query's latency (ms), or for throughput the samples over the summed
     block durations (the gaps while other variants ran are not counted)."""
@@ -116,18 +113,14 @@ def pooled_value(raw: Any, metric: Any, rounds: list[int] | None = None) -> floa
     return float(_pooled(metric, _RoundPool(raw, keys), np.ones((1, len(keys))))[0])
 
 
-def is_interleaved(raw: Any) -> bool:
-    return "block" in raw
-
-
-def _paired_rounds(braw: Any, craw: Any, metric: Any) -> tuple[list[int], np.ndarray]:
+def _paired_rounds(braw: Any, craw: Any, metric: GateMetric) -> tuple[list[int], np.ndarray]:
     """The rounds both runs measured with positive block values, and their ``d_k``."""
     b, c = block_values(braw, metric), block_values(craw, metric)
     keys = sorted(k for k in set(b) & set(c) if b[k] > 0 and c[k] > 0)
     return keys, np.array([math.log(c[k] / b[k]) for k in keys], dtype=float)
 
 
-def paired_log_ratios(braw: Any, craw: Any, metric: Any) -> np.ndarray:
+def paired_log_ratios(braw: Any, craw: Any, metric: GateMetric) -> np.ndarray:
     """``log(current_k / baseline_k)`` over the rounds both runs measured with positive values."""
     return _paired_rounds(braw, craw, metric)[1]
 
@@ -147,7 +140,7 @@ class _RoundPool:
         rnd = np.where(karr[pos] == block, pos, -1)
         m = rnd >= 0
         r = rnd[m]
-        lat = (end[m] - start[m]) / 1e6
+        lat = latency_ns(end[m], start[m]) / 1e6
         order = np.argsort(lat, kind="stable")
         self.latency_ms = lat[order]
         self.round = r[order]
@@ -161,16 +154,16 @@ class _RoundPool:
         self.duration_s = np.where(self.count > 0, (last - first) / 1e9, 0.0)
 
 
-def _pooled(metric: Any, side: _RoundPool, weights: np.ndarray) -> np.ndarray:
+def _pooled(metric: GateMetric, side: _RoundPool, weights: np.ndarray) -> np.ndarray:
     """The metric over ``side``'s queries, each round counted ``weights[j, round]`` times,
     for every row ``j`` of ``weights`` (shape draws x rounds). Quantiles by the inverted
     empirical CDF (with unit weights: the LoadGen order statistic ``floor(n q)``)."""
     w = np.asarray(weights, dtype=float)
     if metric.samples == "throughput":
-        return (w @ side.samples) / (w @ side.duration_s)
+        return np.asarray((w @ side.samples) / (w @ side.duration_s), dtype=float)
     fn = stats.resolve_statistic(metric.statistic)
     if not isinstance(fn, stats.QuantileStat):  # the mean (the only other gated statistic)
-        return (w @ side.latency_sum_ms) / (w @ side.count)
+        return np.asarray((w @ side.latency_sum_ms) / (w @ side.count), dtype=float)
     return _weighted_quantile(side, fn.q, w)
 
 
@@ -209,19 +202,19 @@ def _weighted_quantile(side: _RoundPool, q: float, w: np.ndarray) -> np.ndarray:
             last = np.where(above, mid, last)
             first = np.where(above, first, np.minimum(mid + 1, last))
         return side.latency_ms[lo + last]
-    out = np.empty(w.shape[0])
+    res = np.empty(w.shape[0])
     chunk = max(1, _CHUNK_ELEMENTS // max(band.size, 1))
     for a in range(0, w.shape[0], chunk):
         wc = w[a : a + chunk]
         cum = np.cumsum(wc[:, band], axis=1) + (wc @ below)[:, None]
-        out[a : a + chunk] = side.latency_ms[
+        res[a : a + chunk] = side.latency_ms[
             lo + np.minimum((cum <= target[a : a + chunk, None]).sum(axis=1), band.size - 1)
         ]
-    return out
+    return res
 
 
 def _verdict(
-    metric: Any,
+    metric: GateMetric,
     threshold: float,
     alpha: float,
     sb: float,
@@ -233,70 +226,50 @@ def _verdict(
     n: int,
     cell_id: str,
     note: str,
-) -> Any:
-    from harness.analysis.gate import MetricVerdict, decide
-
-    ci_low, ci_high = math.exp(lo), math.exp(hi)
-    mde = math.expm1((hi - lo) / 2) if math.isfinite(hi - lo) else math.inf
-    verdict = decide(ci_low, ci_high, p, metric.direction, threshold, alpha)
-    return MetricVerdict(
-        metric.name,
-        metric.unit,
-        metric.direction,
-        metric.statistic,
+) -> MetricVerdict:
+    return measured_verdict(
+        metric,
         threshold,
-        sb,
-        sc,
-        math.exp(est),
-        ci_low,
-        ci_high,
-        1 - alpha,
-        p,
-        p,
-        mde,
-        verdict,
-        n,
-        n,
-        cell_id,
-        note,
+        alpha,
+        baseline_value=sb,
+        current_value=sc,
+        ratio=math.exp(est),
+        log_low=lo,
+        log_high=hi,
+        p_value=p,
+        n_baseline=n,
+        n_current=n,
+        cell_id=cell_id,
+        note=note,
     )
 
 
-def is_pooled(metric: Any) -> bool:
+def is_pooled(metric: GateMetric) -> bool:
     """Whether ``metric`` is compared on pooled values (everything but median latency)."""
     return not (metric.samples == "latency" and str(metric.statistic).lower() in ("median", "p50"))
 
 
-def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: float = 0.01, cell_id: str = "") -> Any:
-    """:class:`harness.analysis.gate.MetricVerdict` of an interleaved pair (``p_adjusted`` = raw p;
+def compare_paired(
+    braw: Any, craw: Any, metric: GateMetric, threshold: float, alpha: float = 0.01, cell_id: str = ""
+) -> MetricVerdict:
+    """:class:`~harness.analysis.gate.verdicts.MetricVerdict` of an interleaved pair (``p_adjusted`` = raw p;
     the caller corrects across comparisons). Median latency: median of per-block ratios,
     sign test; other metrics: pooled ratio, paired round bootstrap, Wilcoxon signed-rank
     (module doc)."""
-    from harness.analysis.gate import MetricVerdict
-
     keys, d = _paired_rounds(braw, craw, metric)
     if d.size < MIN_BLOCKS:
         sb, sc = pooled_value(braw, metric), pooled_value(craw, metric)
-        return MetricVerdict(
-            metric.name,
-            metric.unit,
-            metric.direction,
-            metric.statistic,
+        return unmeasured_verdict(
+            metric,
             threshold,
-            sb,
-            sc,
-            math.nan,
-            math.nan,
-            math.nan,
-            1 - alpha,
-            math.nan,
-            math.nan,
-            math.nan,
+            alpha,
             "inconclusive",
-            d.size,
-            d.size,
-            cell_id,
             f"too few paired blocks ({d.size} < {MIN_BLOCKS})",
+            cell_id=cell_id,
+            baseline_value=sb,
+            current_value=sc,
+            n_baseline=int(d.size),
+            n_current=int(d.size),
         )
     if is_pooled(metric):
         return _compare_pooled(braw, craw, metric, threshold, alpha, cell_id, keys, d)
@@ -304,10 +277,15 @@ def compare_paired(braw: Any, craw: Any, metric: Any, threshold: float, alpha: f
 
 
 def _compare_block_medians(
-    braw: Any, craw: Any, metric: Any, threshold: float, alpha: float, cell_id: str, keys: list[int], d: np.ndarray
-) -> Any:
-    from scipy.stats import binomtest
-
+    braw: Any,
+    craw: Any,
+    metric: GateMetric,
+    threshold: float,
+    alpha: float,
+    cell_id: str,
+    keys: list[int],
+    d: np.ndarray,
+) -> MetricVerdict:
     sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)
     note = (
         f"interleaved: {d.size} paired blocks; median of per-block log ratios (block {metric.statistic}), "
@@ -327,10 +305,15 @@ def _compare_block_medians(
 
 
 def _compare_pooled(
-    braw: Any, craw: Any, metric: Any, threshold: float, alpha: float, cell_id: str, keys: list[int], d: np.ndarray
-) -> Any:
-    from scipy.stats import rankdata, wilcoxon
-
+    braw: Any,
+    craw: Any,
+    metric: GateMetric,
+    threshold: float,
+    alpha: float,
+    cell_id: str,
+    keys: list[int],
+    d: np.ndarray,
+) -> MetricVerdict:
     bs, cs = _RoundPool(braw, keys), _RoundPool(craw, keys)
     n = len(keys)
     sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)
@@ -354,47 +337,3 @@ def _compare_pooled(
         p = 1.0
         note += "; the blocks' ranks point the other way than the pooled value: not significant"
     return _verdict(metric, threshold, alpha, sb, sc, est, lo, hi, p, n, cell_id, note)
-
-
-def noise_from_ab_reports(reports: list[Any], false_alarm_rate: float = 0.01) -> list[Any]:
-    """Noise rows (:class:`harness.analysis.gate.NoiseRow`) from interleaved A/A comparisons (both
-    sides the same code): per cell x metric, the spread of the estimated change. The
-    suggested threshold is the larger of the biggest A/A change seen and
-    ``exp(z(1 - rate/2) * sd_log) - 1`` (each A/A change is already a difference of two
-    sides, hence no ``sqrt(2)``); ``false_alarms`` counts comparisons whose verdict was
-    regression or improvement (either is a false alarm between identical sides)."""
-    from scipy.stats import norm
-
-    from harness.analysis.gate import GateError, NoiseRow
-
-    if len(reports) < 2:
-        raise GateError("interleaved noise calibration needs at least 2 A/A sessions")
-    z = float(norm.ppf(1 - false_alarm_rate / 2))
-    acc: dict[tuple[str, str], list[Any]] = {}
-    for rep in reports:
-        for v in rep.verdicts:
-            if math.isfinite(v.ratio) and v.ratio > 0:
-                acc.setdefault((v.cell_id, v.metric), []).append(v)
-    rows = []
-    for (cid, metric), vs in acc.items():
-        logs = np.log([v.ratio for v in vs])
-        sd = float(np.std(logs, ddof=1)) if logs.size >= 2 else math.nan
-        mx = float(np.max(np.abs(np.expm1(logs))))
-        thr = max(mx, math.expm1(z * sd)) if math.isfinite(sd) else mx
-        vals = [v.baseline_value for v in vs if math.isfinite(v.baseline_value)]
-        mean = float(np.mean(vals)) if vals else math.nan
-        cv = float(np.std(vals, ddof=1) / mean) if len(vals) >= 2 and mean else math.nan
-        rows.append(
-            NoiseRow(
-                cid,
-                metric,
-                len(vs),
-                mean,
-                cv,
-                mx,
-                math.ceil(thr * 200) / 200,
-                sum(v.verdict in ("regression", "improvement") for v in vs),
-                len(vs),
-            )
-        )
-    return rows
