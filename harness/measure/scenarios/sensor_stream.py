@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
+from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, bounded_columns
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
 from harness.measure.scenarios.online import (
     LATE_FRACTION,
@@ -58,6 +59,12 @@ class SensorStreamOptions(ScenarioOptions):
     alpha: float = Field(0.01, gt=0, lt=0.5, description="significance level of the backlog-growth test")
     min_growth_fraction: float = Field(
         0.01, ge=0, description="smallest backlog growth (fraction of the offered item rate) that counts"
+    )
+    raw_rows_cap: int = Field(
+        DEFAULT_RAW_ROWS_CAP,
+        ge=1,
+        description="raw rows written exactly; past it the first rows plus a uniform reservoir "
+        "(metrics always use every row)",
     )
 
     @model_validator(mode="after")
@@ -265,4 +272,5 @@ class SensorStreamScenario(Scenario):
         queries["stream"] = stream
         queries["item"] = item
         queries["deadline_ns"] = deadline
+        queries, extra["raw_rows"] = bounded_columns(queries, o.raw_rows_cap, ctx.seed)
         return ScenarioResult(queries, metrics, validity, warm, extra=extra, window_ns=(run.start_ns, end))
