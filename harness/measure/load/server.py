@@ -178,7 +178,7 @@ def run_schedule(
     slack_set = [False] * instances
     decide = policy.decide
 
-    def lead(inst: int) -> tuple[int, int] | None:
+    def lead() -> tuple[int, int] | None:
         """As leader (lock held): claim a batch, or block until the policy would dispatch.
 
         Returns the claimed ``(first, end)`` range (lead handed over), or None when the run is over."""
@@ -243,7 +243,7 @@ def run_schedule(
                     if st["stop"]:
                         return
                     st["leader"] = True
-                    claimed = lead(inst)
+                    claimed = lead()
                     if claimed is None:
                         st["leader"] = False
                         return
