@@ -16,8 +16,8 @@ discount, region and date), a user-supplied price ``estimated:user-price``; an e
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric, combine_provenance
 
 HOURS_PER_MONTH = 730.0  #: 8760 h / 12, the convention cloud price lists use
@@ -175,7 +175,7 @@ def power_kw(devices: int, power_w: float, provenance: str = "measured") -> Metr
     )
 
 
-def price_of(profile: Any) -> tuple[float, str, str] | None:
+def price_of(profile: HardwareProfile | None) -> tuple[float, str, str] | None:
     """(USD per device-hour, provenance, description) of a profile's first non-spot price, or None."""
     price = profile.latest_price() if profile is not None else None
     if price is None:
@@ -191,7 +191,7 @@ def cell_economics(
     throughput_per_s: float,
     power_w: float | None,
     power_provenance: str | None,
-    profile: Any,
+    profile: HardwareProfile | None,
     energy_usd_per_kwh: float | None = None,
     pue: float = 1.0,
     grid_g_per_kwh: float | None = None,
@@ -206,28 +206,28 @@ def cell_economics(
     """
     out: dict[str, Metric] = {}
     have_tp = throughput_per_s is not None and throughput_per_s > 0
-    have_power = power_w is not None and power_provenance is not None and power_w > 0
+    # the power reading and its provenance, or None when there is no usable reading
+    reading = (power_w, power_provenance) if power_w is not None and power_provenance and power_w > 0 else None
     have_tokens = tokens_per_s is not None and tokens_per_s > 0
 
     def blank(unit: str, why: str) -> Metric:
         return Metric(value=None, unit=unit, provenance="unavailable", method=why)  # no number, no claim
 
-    if have_power:
-        assert power_w is not None and power_provenance is not None
-        out["power_w"] = Metric(value=power_w, unit="W", provenance=power_provenance, method="mean over window")
+    if reading is not None:
+        out["power_w"] = Metric(value=reading[0], unit="W", provenance=reading[1], method="mean over window")
     else:
         out["power_w"] = blank("W", "no power reading")
-    if have_power and have_tp:
-        out["energy_per_inference_j"] = joules_per_inference(power_w, throughput_per_s, power_provenance)  # type: ignore[arg-type]
-        out["inferences_per_kwh"] = inferences_per_kwh(power_w, throughput_per_s, power_provenance)  # type: ignore[arg-type]
+    if reading is not None and have_tp:
+        out["energy_per_inference_j"] = joules_per_inference(reading[0], throughput_per_s, reading[1])
+        out["inferences_per_kwh"] = inferences_per_kwh(reading[0], throughput_per_s, reading[1])
     else:
-        why = "no power reading" if not have_power else "no throughput"
+        why = "no power reading" if reading is None else "no throughput"
         out["energy_per_inference_j"] = blank("J", why)
         out["inferences_per_kwh"] = blank("1/kWh", why)
     if tokens_per_s is not None:
         out["energy_per_token_j"] = (
-            joules_per_token(power_w, tokens_per_s, power_provenance)  # type: ignore[arg-type]
-            if have_power and have_tokens
+            joules_per_token(reading[0], tokens_per_s, reading[1])
+            if reading is not None and have_tokens
             else blank("J", "no power reading or tokens/s")
         )
 
@@ -249,10 +249,10 @@ def cell_economics(
         else:
             out["usd_per_1m_tokens"] = blank("USD", f"no price in profile {pid!r}" if price is None else "no tokens/s")
 
-    if have_power and have_tp:
-        j_per_1m = power_w / throughput_per_s * 1e6  # type: ignore[operator]
+    if reading is not None and have_tp:
+        j_per_1m = reading[0] / throughput_per_s * 1e6
         if energy_usd_per_kwh is not None:
-            out["energy_usd_per_1m_inferences"] = energy_cost_usd(j_per_1m, energy_usd_per_kwh, pue, power_provenance)  # type: ignore[arg-type]
+            out["energy_usd_per_1m_inferences"] = energy_cost_usd(j_per_1m, energy_usd_per_kwh, pue, reading[1])
         if grid_g_per_kwh is not None:
-            out["co2_g_per_1m_inferences"] = co2_grams(j_per_1m, grid_g_per_kwh, pue, power_provenance)  # type: ignore[arg-type]
+            out["co2_g_per_1m_inferences"] = co2_grams(j_per_1m, grid_g_per_kwh, pue, reading[1])
     return out

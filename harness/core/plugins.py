@@ -7,6 +7,7 @@ registered ones.
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -15,7 +16,7 @@ GROUPS = {"backend": "harness.backends", "scenario": "harness.scenarios", "meter
 
 
 class UnknownPlugin(LookupError):
-    pass
+    """A plugin name that is neither registered nor importable; the message lists the known ones."""
 
 
 @cache
@@ -33,8 +34,6 @@ def load(kind: str, name: str) -> Any:
     """The plugin class registered as ``name``, or named by import path ``pkg.mod:Class``;
     raises :class:`UnknownPlugin` listing the registered names."""
     if ":" in name:
-        import importlib
-
         mod, _, attr = name.partition(":")
         try:
             return getattr(importlib.import_module(mod), attr)

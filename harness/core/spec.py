@@ -23,11 +23,13 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from harness.core import plugins
 from harness.core.records import CellSpec, cell_id
 from harness.core.stop import StopRule
 from harness.core.yamlloc import fmt_loc, line_of
+from workloads.registry import list_workloads
 
 
 class SpecError(ValueError):
@@ -135,7 +137,7 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
     return suite, cells
 
 
-def _allowed_fields(data: dict, parent: tuple[Any, ...]) -> list[str]:
+def _allowed_fields(data: dict[str, Any], parent: tuple[Any, ...]) -> list[str]:
     """Field names allowed at ``parent`` (a location in the suite data)."""
     if parent == ():
         model: type[BaseModel] = Suite
@@ -144,7 +146,8 @@ def _allowed_fields(data: dict, parent: tuple[Any, ...]) -> list[str]:
     elif len(parent) == 2 and parent[0] == "matrix":
         model = MatrixEntry
     elif len(parent) == 4 and parent[0] == "matrix":
-        model = {"models": ModelRef, "backends": BackendRef, "scenarios": ScenarioRef}[parent[2]]
+        refs: dict[str, type[BaseModel]] = {"models": ModelRef, "backends": BackendRef, "scenarios": ScenarioRef}
+        model = refs[parent[2]]
     else:
         return []
     return sorted(model.model_fields)
@@ -155,8 +158,6 @@ def _norm(item: Any, cls: type[BaseModel]) -> Any:
 
 
 def _check_model(name: str) -> None:
-    from workloads.registry import list_workloads
-
     if name.startswith(("onnx:", "module:")):
         return
     known = list_workloads()
@@ -235,7 +236,8 @@ def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) 
     return cells
 
 
-def _pyd_msg(err: dict[str, Any], model: type[BaseModel]) -> str:
+def _pyd_msg(err: ErrorDetails, model: type[BaseModel]) -> str:
+    """The message of a pydantic error; for an unknown field, the allowed ones."""
     if err["type"] == "extra_forbidden":
         return f"unknown option; allowed: {', '.join(sorted(model.model_fields))}"
     return str(err["msg"])

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from harness.core.records import RunRecord
 
@@ -48,9 +51,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
     """Write columns as Parquet, atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     table = pa.table({k: np.asarray(v) for k, v in columns.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -94,8 +94,6 @@ def load_run(path_or_id: str | Path, root: Path = DEFAULT_ROOT) -> RunRecord:
 
 def parse_run(data: Any, source: str = "<data>") -> RunRecord:
     """Validate plain data as a :class:`RunRecord` (never unpickles or evaluates anything)."""
-    from pydantic import ValidationError
-
     if not isinstance(data, dict) or "run_id" not in data:
         raise ResultsError(f"{source}: not a run record (no 'run_id')")
     try:
