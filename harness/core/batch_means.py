@@ -21,7 +21,9 @@ nearly independent, and treats the batch means as an independent sample.
 
 Verdicts are ``"stable"`` (the interval lies inside the tolerance band), ``"unstable"`` (it
 lies wholly beyond it: a change larger than the tolerance is shown) or ``"inconclusive"``
-(neither, or too little data). Pure functions on NumPy arrays; no I/O.
+(neither, or too little data). Pure functions on NumPy arrays; no I/O. The module is over
+400 lines because its checks share one batching rule and one verdict rule; apart, they would
+drift.
 """
 
 from __future__ import annotations
@@ -328,30 +330,68 @@ def closed_loop_stability(
     The span ``[start_ns, last completion]`` (``start_ns`` defaults to the first completion)
     is cut into three equal windows; each must last ``min_window_s`` and hold
     ``min_window_completions`` completions, otherwise the verdict is ``inconclusive`` (the
-    caller extends the run). Each of the first and last windows is cut into ``SUB_BATCHES``
-    equal sub-spans whose rates (sum of ``weights``, e.g. samples, per second) are its batch
-    means; the interval of ``log(last / first)`` uses Welch's t. Verdict: see the module doc.
+    caller extends the run). Each window is cut into ``m`` equal sub-spans (``SUB_BATCHES``,
+    fewer when a window holds under ``5 * SUB_BATCHES`` completions) whose rates (sum of
+    ``weights``, e.g. samples, per second) are its batch means; see
+    :func:`stability_from_rates` for the interval and the verdict.
     """
     c = np.asarray(completed_ns, dtype=np.int64)
     w = np.ones(c.size) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != c.shape or c.ndim != 1:
         raise ValueError(f"completed_ns and weights must be 1-D of equal length, got {c.shape} and {w.shape}")
-    if tolerance < 0 or not (0.0 < confidence < 1.0):
-        raise ValueError(f"tolerance must be >= 0 and confidence in (0, 1), got {tolerance!r}, {confidence!r}")
-    nan = math.nan
     if c.size < 2:
+        nan = math.nan
         return StabilityResult(
             "inconclusive", nan, nan, nan, tolerance, confidence, 0.0, reason="fewer than 2 completions"
         )
     t0 = int(c.min()) if start_ns is None else int(start_ns)
-    t1 = int(c.max())
-    win_ns = (t1 - t0) / 3.0
-    win_s = win_ns / 1e9
-    edges = t0 + win_ns * np.arange(4)
-    idx = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, 2)
-    counts = np.bincount(idx, minlength=3)
-    thr = tuple(float(x) for x in np.bincount(idx, weights=w, minlength=3) / win_s) if win_s > 0 else ()
-    if win_s < min_window_s or int(counts.min()) < min_window_completions:
+    span = int(c.max()) - t0
+    thirds = np.clip((c - t0) * 3 // max(span, 1), 0, 2)
+    counts = np.bincount(thirds, minlength=3)
+    m = max(2, min(SUB_BATCHES, int(counts.min()) // 5))
+    sub = np.clip((c - t0) * (3 * m) // max(span, 1), 0, 3 * m - 1)
+    rates = np.bincount(sub, weights=w, minlength=3 * m) / (span / 1e9 / (3 * m)) if span > 0 else np.zeros(3 * m)
+    return stability_from_rates(
+        rates,
+        span / 3e9,
+        [int(x) for x in counts],
+        tolerance=tolerance,
+        confidence=confidence,
+        min_window_s=min_window_s,
+        min_window_completions=min_window_completions,
+    )
+
+
+def stability_from_rates(
+    sub_rates: Any,
+    window_s: float,
+    window_completions: Any,
+    *,
+    tolerance: float = 0.10,
+    confidence: float = 0.95,
+    min_window_s: float = MIN_WINDOW_S,
+    min_window_completions: int = MIN_WINDOW_COMPLETIONS,
+) -> StabilityResult:
+    """The verdict of :func:`closed_loop_stability` from ``3 * m`` equal sub-window rates in
+    time order (windows of ``window_s`` holding ``window_completions`` completions each).
+
+    ``ratio = mean(last m rates) / mean(first m rates)``; the interval of ``log(ratio)`` is
+    ``+- t * se`` with ``se^2 = var_last / (m * mean_last^2) + var_first / (m * mean_first^2)``
+    and Welch's degrees of freedom. ``stable`` when the interval lies within
+    ``[1 / (1 + tolerance), 1 + tolerance]``, ``unstable`` when it lies wholly outside,
+    ``inconclusive`` otherwise or when a window is shorter than ``min_window_s`` or holds
+    fewer than ``min_window_completions`` completions.
+    """
+    r = np.asarray(sub_rates, dtype=float)
+    counts = [int(x) for x in np.asarray(window_completions).ravel()]
+    if tolerance < 0 or not (0.0 < confidence < 1.0):
+        raise ValueError(f"tolerance must be >= 0 and confidence in (0, 1), got {tolerance!r}, {confidence!r}")
+    if r.ndim != 1 or r.size < 6 or r.size % 3 or len(counts) != 3:
+        raise ValueError(f"need 3 * m >= 6 sub-window rates and 3 window counts, got {r.size} and {len(counts)}")
+    nan = math.nan
+    m = r.size // 3
+    thr = tuple(float(x) for x in r.reshape(3, m).mean(axis=1))
+    if window_s < min_window_s or min(counts) < min_window_completions:
         return StabilityResult(
             "inconclusive",
             nan,
@@ -359,29 +399,23 @@ def closed_loop_stability(
             nan,
             tolerance,
             confidence,
-            win_s,
+            window_s,
             thr,
-            reason=f"windows of {win_s:.3g} s with {int(counts.min())} completions "
+            reason=f"windows of {window_s:.3g} s with {min(counts)} completions "
             f"(need >= {min_window_s:g} s and >= {min_window_completions})",
         )
-    m = max(2, min(SUB_BATCHES, int(min(counts[0], counts[2])) // 5))
-    sub_s = win_s / m
-
-    def sub_rates(k: int) -> np.ndarray:
-        sel = idx == k
-        j = np.clip(((c[sel] - edges[k]) / (win_ns / m)).astype(np.int64), 0, m - 1)
-        return np.asarray(np.bincount(j, weights=w[sel], minlength=m) / sub_s, dtype=float)
-
-    first, last = sub_rates(0), sub_rates(2)
+    first, last = r[:m], r[2 * m :]
     mf, ml = float(first.mean()), float(last.mean())
     if mf <= 0 or ml <= 0:
-        return StabilityResult("inconclusive", nan, nan, nan, tolerance, confidence, win_s, thr, m, "a window is empty")
+        return StabilityResult(
+            "inconclusive", nan, nan, nan, tolerance, confidence, window_s, thr, m, "a window is empty"
+        )
     vf = float(first.var(ddof=1)) / (m * mf * mf)
     vl = float(last.var(ddof=1)) / (m * ml * ml)
     ratio = ml / mf
     se = math.sqrt(vf + vl)
     if se > 0:
-        df = (vf + vl) ** 2 / ((vf * vf + vl * vl) / (m - 1)) if (vf > 0 or vl > 0) else float(m - 1)
+        df = (vf + vl) ** 2 / ((vf * vf + vl * vl) / (m - 1))
         h = _t_quantile(0.5 + confidence / 2.0, df) * se
     else:
         h = 0.0
@@ -394,7 +428,7 @@ def closed_loop_stability(
     else:
         verdict = "inconclusive"
     why = "" if verdict != "inconclusive" else f"interval [{lo:.4g}, {hi:.4g}] straddles [{band_lo:.4g}, {band_hi:.4g}]"
-    return StabilityResult(verdict, ratio, lo, hi, tolerance, confidence, win_s, thr, m, why)
+    return StabilityResult(verdict, ratio, lo, hi, tolerance, confidence, window_s, thr, m, why)
 
 
 # --------------------------------------------------------------------------- rate
