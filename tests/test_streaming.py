@@ -280,3 +280,29 @@ def test_lengths_are_seeded_and_in_range() -> None:
     assert all(p.max() < 100 for p in p1)
     with pytest.raises(ValidationError, match="lo <= hi"):
         TokenStreamOptions(output_len=[5, 2])
+
+
+def test_kv_budget_limits_sequences_decoding_together() -> None:
+    # each request reserves 4 + 4 - 1 = 7 cached tokens: 14 hold two of the four clients
+    opts = TokenStreamOptions(
+        concurrency=4,
+        prompt_len=4,
+        output_len=4,
+        kv_cache_tokens=14,
+        stop={"min_duration_s": 0, "min_queries": 16, "warmup_queries": 0, "warmup_s": 0, "max_queries": 16},
+    )
+    res = TokenStreamScenario(opts).run(FakeCtx(NullBackend()))
+    assert res.extra["engine_stats"]["max_decode_batch"] == 2
+    assert res.extra["engine_limits"]["kv_cache_tokens"] == 14 and res.validity["all_completed"]
+    q = res.queries
+    assert np.any(q["dispatch_ns"] > q["issued_ns"])  # some requests queued for KV space
+
+
+def test_engine_options_are_checked() -> None:
+    with pytest.raises(ValidationError, match="max_batched_tokens"):
+        TokenStreamOptions(concurrency=8, max_batched_tokens=4)
+    with pytest.raises(ValidationError, match="kv_cache_tokens"):
+        TokenStreamOptions(prompt_len=[4, 10], output_len=8, kv_cache_tokens=16)  # needs 17
+    with pytest.raises(ValidationError, match="engine"):
+        TokenStreamOptions(engine="paged")
+    assert TokenStreamOptions(mode="open", max_concurrency=6).engine_limits().max_num_seqs == 6
