@@ -37,14 +37,16 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
-from harness.analysis.gate import LoadedRun, compare_runs, parse_rules
+from harness.analysis.gate import GATE_METRICS, compare_runs, parse_rules
 from harness.core.records import CellSpec, RunRecord
 from harness.measure.interleave import InterleaveOptions, Variant, measure_interleaved
-from harness.store.results import save_run
+from harness.store.refs import LoadedRun
+from harness.store.results import load_run, save_run
 
-METRICS = ("median_latency", "p99_latency", "throughput")
-SIGN = {"median_latency": "+", "p99_latency": "+", "throughput": "-"}
+METRICS = ("latency_p50", "latency_p99", "throughput")
+SIGN = {m: "+" if GATE_METRICS[m].direction == "lower" else "-" for m in METRICS}
 KINDS = (("a1", 0.0), ("a2", 0.0), ("a3", 0.0), ("s5", 0.05), ("s10", 0.10))
 
 
@@ -82,8 +84,6 @@ SLOW_PAIRS = {f: [(a, k) for a in ("a1", "a2", "a3")] for f, k in ((0.05, "s5"),
 
 def calibrate(trials: list[dict[str, LoadedRun]], false_alarm_rate: float) -> dict[str, float]:
     """Threshold per metric from the A/A changes of the calibration trials."""
-    from scipy.stats import norm
-
     z = float(norm.ppf(1 - false_alarm_rate / 2))
     loose = parse_rules([f"{m}:{SIGN[m]}50%" for m in METRICS])
     logs: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -151,8 +151,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_trials(root: Path) -> list[dict[str, LoadedRun]]:
     """Trials kept by ``--keep``, in order."""
-    from harness.store.results import load_run
-
     out = []
     i = 0
     while (root / f"t{i:03d}-a1").is_dir():
@@ -200,9 +198,14 @@ def analyse(
                     ),
                     file=sys.stderr,
                 )
-        changes[f] = [v.change for r in reps for v in r.verdicts if v.metric == "median_latency"]
-    aa_changes = [v.change for r in aa for v in r.verdicts if v.metric == "median_latency"]
-    med = [float(t[k].record.cells[0].metrics["latency_p50"].value) * 1e3 for t in trials for k in ("a1", "a2", "a3")]
+        changes[f] = [v.change for r in reps for v in r.verdicts if v.metric == "latency_p50"]
+    aa_changes = [v.change for r in aa for v in r.verdicts if v.metric == "latency_p50"]
+    med = [
+        float(v) * 1e3
+        for t in trials
+        for k in ("a1", "a2", "a3")
+        if (v := t[k].record.cells[0].metrics["latency_p50"].value) is not None
+    ]
 
     n_aa = len(aa)
     aa_rate = aa_fail / n_aa
@@ -226,7 +229,7 @@ def analyse(
         f"| +10% service time | {detect[0.10][1]} | {detect[0.10][0]} | {d10:.1%} | >= 95% | {'yes' if d10 >= 0.95 else 'NO'} |"
     )
 
-    def q(xs):
+    def q(xs: list[float]) -> str:
         return (
             f"{np.percentile(xs, 5) * 100:+.1f}% .. {np.median(xs) * 100:+.1f}% .. {np.percentile(xs, 95) * 100:+.1f}%"
         )
