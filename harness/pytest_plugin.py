@@ -21,9 +21,13 @@ this session did not run are listed, not errors (``-k`` selects subsets).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.core.records import CellRecord, RunRecord
+    from harness.measure.lifecycle import RunRecorder
 
 DEFAULT_RESULTS = ".harness-bench"
 _STATE = pytest.StashKey["_Session"]()
@@ -66,13 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class _Session:
-    """The session's run record, created when the first cell is measured."""
+    """The session's run, started (through :class:`harness.measure.lifecycle.RunRecorder`, like
+    every run) when the first cell is measured."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.root = Path(config.getoption("--harness-results") or DEFAULT_RESULTS)
-        self.record: Any = None
-        self.profile: Any = None
+        self.recorder: RunRecorder | None = None
         self.nodeids: dict[str, str] = {}
         self.benchmarks: list[dict[str, Any]] = []
         self.gate_report: Any = None
@@ -80,29 +84,26 @@ class _Session:
         self.json_path: Path | None = None
 
     @property
+    def record(self) -> RunRecord | None:
+        return self.recorder.record if self.recorder is not None else None
+
+    @property
     def run_dir(self) -> Path:
-        return self.root / self.record.run_id
+        return self.start().run_dir
 
-    def start(self) -> None:
-        if self.record is not None:
-            return
-        from harness.core.records import RunRecord
-        from harness.measure.environment import manifest
-        from harness.measure.runner import host_profile
-        from harness.store.results import new_run_id, save_run
+    def start(self) -> RunRecorder:
+        if self.recorder is None:
+            # deferred: the plugin loads in every pytest session; the measure stage only when a cell runs
+            from harness.measure.host import host_profile
+            from harness.measure.lifecycle import RunRecorder
 
-        self.profile = host_profile()
-        self.record = RunRecord(run_id=new_run_id("pytest"), suite_name="pytest", environment=manifest(None))
-        self.record.environment["profile_id"] = self.profile.id
-        save_run(self.record, self.root)
+            self.recorder = RunRecorder.start("pytest", self.root, host_profile())
+        return self.recorder
 
-    def add(self, cell: Any, nodeid: str) -> None:
-        from harness.store.results import save_run
-
+    def add(self, cell: CellRecord, nodeid: str) -> None:
         cell.extra["pytest_nodeid"] = nodeid
-        self.record.cells.append(cell)
+        self.start().add(cell)
         self.nodeids[cell.cell_id] = nodeid
-        save_run(self.record, self.root)
 
 
 def _state(config: pytest.Config) -> _Session:
@@ -158,21 +159,23 @@ class InferenceBenchmark:
             seed=seed,
         )
         s = self._session
-        s.start()
+        rec = s.start()
         if spec.cell_id in s.nodeids:
             pytest.fail(
                 f"cell {spec.cell_id} was already measured in this session by {s.nodeids[spec.cell_id]}; "
                 "a cell id must be unique within a run",
                 pytrace=False,
             )
-        cell = execute_cell(spec, s.run_dir, s.profile)
+        cell = execute_cell(spec, rec.run_dir, rec.profile)
         if cell.status == "skipped":
             pytest.skip(f"{spec.cell_id}: {cell.error}")
         s.add(cell, self._nodeid)
         self.cells.append(cell)
         if cell.status != "ok":
             pytest.fail(f"cell {spec.cell_id} {cell.status}: {cell.error}", pytrace=False)
-        s.benchmarks.append(_benchmark_entry(cell, s.run_dir, self._name, self._nodeid))
+        from harness.store.export import benchmark_entry  # deferred: pandas only when a cell was measured
+
+        s.benchmarks.append(benchmark_entry(cell, rec.run_dir, self._name, self._nodeid))
         return cell
 
 
@@ -182,108 +185,12 @@ def inference_benchmark(request: pytest.FixtureRequest) -> InferenceBenchmark:
     return InferenceBenchmark(_state(request.config), request.node.nodeid, request.node.name)
 
 
-# ------------------------------------------------------------------ pytest-benchmark JSON
+def _write_benchmark_json(s: _Session, rec: RunRecorder) -> Path:
+    from harness.store.export import write_benchmark_json
 
-
-def benchmark_stats(latencies_s: Any) -> dict[str, Any]:
-    """pytest-benchmark ``stats`` of per-round times in seconds (quartiles: linear)."""
-    import numpy as np
-
-    d = np.asarray(latencies_s, dtype=float)
-    n = d.size
-    mean = float(d.mean())
-    sd = float(d.std(ddof=1)) if n > 1 else 0.0
-    q1, med, q3 = (float(x) for x in np.quantile(d, [0.25, 0.5, 0.75]))
-    iqr = q3 - q1
-    lo_fence, hi_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    inside = d[(d >= lo_fence) & (d <= hi_fence)]
-    sd_out = int(np.sum(np.abs(d - mean) > sd)) if n > 1 else 0
-    iqr_out = int(n - inside.size)
-    return {
-        "min": float(d.min()),
-        "max": float(d.max()),
-        "mean": mean,
-        "stddev": sd,
-        "rounds": int(n),
-        "median": med,
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": iqr_out,
-        "stddev_outliers": sd_out,
-        "outliers": f"{sd_out};{iqr_out}",
-        "ld15iqr": float(inside.min()) if inside.size else float(d.min()),
-        "hd15iqr": float(inside.max()) if inside.size else float(d.max()),
-        "ops": 1.0 / mean if mean > 0 else 0.0,
-        "total": float(d.sum()),
-        "iterations": 1,
-        "data": [float(x) for x in d],
-    }
-
-
-def _benchmark_entry(cell: Any, run_dir: Path, name: str, nodeid: str) -> dict[str, Any]:
-    # deferred: the plugin loads in every pytest session; pandas only when a cell was measured
-    import pandas as pd
-
-    from harness.core.records import query_latency_ms
-
-    raw = pd.read_parquet(run_dir / cell.raw_file)
-    lat_s = query_latency_ms(raw) / 1e3
-    extra = {
-        "cell_id": cell.cell_id,
-        "harness_run": run_dir.name,
-        "latency_definition": "completed - scheduled, seconds, one round per query",
-        **{k: m.value for k, m in cell.metrics.items() if m.value is not None and m.provenance == "measured"},
-    }
-    return {
-        "group": cell.spec.scenario,
-        "name": name,
-        "fullname": nodeid,
-        "params": None,
-        "param": None,
-        "extra_info": extra,
-        "options": {
-            "timer": "time.perf_counter_ns",
-            "disable_gc": False,
-            "min_rounds": None,
-            "max_time": None,
-            "min_time": None,
-            "warmup": True,
-        },
-        "stats": benchmark_stats(lat_s),
-    }
-
-
-def _write_benchmark_json(s: _Session) -> Path:
-    import json
-    import platform
-    from datetime import datetime, timezone
-
-    from harness.store.results import atomic_write_text
-
-    env = s.record.environment
-    git = env.get("project_git") or {}
-    doc = {
-        "machine_info": {
-            "node": platform.node(),
-            "processor": platform.processor(),
-            "machine": platform.machine(),
-            "python_implementation": platform.python_implementation(),
-            "python_version": platform.python_version(),
-            "system": platform.system(),
-            "release": platform.release(),
-            "cpu": {"brand_raw": env.get("cpu_model"), "count": env.get("cpu_logical_cores")},
-        },
-        "commit_info": {"id": git.get("commit"), "dirty": git.get("dirty"), "branch": git.get("branch")},
-        "benchmarks": s.benchmarks,
-        "datetime": datetime.now(timezone.utc).isoformat(),
-        "version": "4.0.0",
-        "harness": {"run_id": s.record.run_id, "note": "pytest-benchmark 4.0 file format; times in seconds"},
-    }
     opt = s.config.getoption("--harness-benchmark-json")
-    path = Path(opt) if opt else s.run_dir / "pytest-benchmark.json"
-    atomic_write_text(path, json.dumps(doc, indent=1))
-    return path
+    path = Path(opt) if opt else rec.run_dir / "pytest-benchmark.json"
+    return write_benchmark_json(path, rec.record, s.benchmarks)
 
 
 # ------------------------------------------------------------------ session end
@@ -292,12 +199,12 @@ def _write_benchmark_json(s: _Session) -> Path:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     s = config.stash.get(_STATE, None)
-    if s is not None and s.record is not None:
-        from harness.store.results import save_run
-
-        s.record.status = "complete"
-        save_run(s.record, s.root)
-        s.json_path = _write_benchmark_json(s)
+    if s is not None and s.recorder is not None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C: the cells measured so far stand
+            s.recorder.interrupt()
+        else:
+            s.recorder.complete()
+        s.json_path = _write_benchmark_json(s, s.recorder)
     baseline = config.getoption("--harness-gate")
     if not baseline or (hasattr(config, "workerinput")):
         return

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.pytest_plugin import benchmark_stats
+from harness.measure.host import host_profile
+from harness.store.export import benchmark_stats
 from harness.store.results import load_run
 
 pytest_plugins = ["pytester"]
@@ -61,6 +62,12 @@ def test_fixture_schema_benchmark_json_and_gate(pytester: pytest.Pytester) -> No
     assert len(runs) == 1
     rec = load_run(runs[0])
     assert rec.status == "complete" and len(rec.cells) == 2
+    # recorded like a suite run: manifest, host profile, the profile id on every cell
+    profile = host_profile()
+    assert rec.environment["profile_id"] == profile.id
+    assert rec.environment["profile"] == profile.model_dump(mode="json")
+    assert rec.environment["cpu_logical_cores"] >= 1 and "numpy" in rec.environment["packages"]
+    assert {c.profile_id for c in rec.cells} == {profile.id}
     assert {c.extra["pytest_nodeid"].split("::")[1] for c in rec.cells} == {"test_single_stream", "test_offline"}
     assert all((runs[0] / c.raw_file).exists() for c in rec.cells)
     doc = json.loads((runs[0] / "pytest-benchmark.json").read_text())
@@ -103,3 +110,5 @@ def test_benchmark_stats_definitions() -> None:
     assert s["q1"] == 2.0 and s["q3"] == 4.0 and s["iqr"] == 2.0
     assert s["iqr_outliers"] == 1 and s["hd15iqr"] == 4.0
     assert s["ops"] == pytest.approx(1 / 22.0)
+    with pytest.raises(ValueError, match="at least one"):
+        benchmark_stats([])

@@ -149,9 +149,9 @@ def run_cells(
     oom_sweeps: dict[tuple[str, ...], int] = {}
     with RunRecorder.start(name, Path(root), profile, suite=suite, suite_path=suite_path) as rec:
         for i, spec in enumerate(cells):
+            rec.begin(spec)
             if progress:
                 progress(i, len(cells), spec, None)
-            rec.begin(spec)
             key = _sweep_key(spec)
             bs = spec.batch_size
             if key in oom_sweeps and bs > oom_sweeps[key]:
