@@ -7,15 +7,14 @@ Energy comes from the meter readings of the measurement window (``measured:*`` c
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness.core.metrics import Metric
+from harness.core.hardware import HardwareProfile
+from harness.core.metrics import Metric, Reading
 
 
 def attach_energy_and_cost(
     metrics: dict[str, Metric],
-    readings: list[Any],
-    profile: Any,
+    readings: list[Reading],
+    profile: HardwareProfile | None,
 ) -> dict[str, Metric]:
     """Energy, power, J/inference, $/1M and memory metrics for one cell.
 
@@ -47,7 +46,7 @@ def attach_energy_and_cost(
     from harness.core.economics import cell_economics
 
     econ = cell_economics(
-        throughput_per_s=thr,
+        throughput_per_s=thr if thr is not None else 0.0,  # no samples/s: 0 and None both mean "none measured"
         power_w=out["power_w"].value if "power_w" in out else None,
         power_provenance=prov,
         profile=profile,
@@ -55,5 +54,5 @@ def attach_energy_and_cost(
     )
     for name, m in econ.items():
         if name not in out:  # power_w (with its validity note) is set above, once
-            out[name] = m if isinstance(m, Metric) else Metric(**m)
+            out[name] = m
     return out

@@ -114,9 +114,9 @@ class ExternalMeter(Meter):
             try:
                 energy_j = integrate_window_j(samples, self._t0, self._t1)
             except ValueError:
-                span = f"{samples[0][0]}..{samples[-1][0]}" if samples else "empty"
+                covered = f"{samples[0][0]}..{samples[-1][0]}" if samples else "empty"
                 energy_j, valid = 0.0, False
-                note = f"CSV {self.csv_path} ({span}) does not cover the window {self._t0}..{self._t1}"
+                note = f"CSV {self.csv_path} ({covered}) does not cover the window {self._t0}..{self._t1}"
             period = None
         else:
             samples = self._samples
@@ -128,16 +128,19 @@ class ExternalMeter(Meter):
                 energy_j, valid, note = 0.0, False, "fewer than two samples over the window"
             period = self.period_s
         extra["n_samples"] = len(samples)
-        common = dict(
-            provenance="measured:external",
-            scope=self.scope,
-            period_s=period,
-            window_s=window_s,
-            valid=valid,
-            note=note,
-            extra=extra,
-        )
+        power_w = energy_j / window_s if window_s > 0 else 0.0
         return [
-            Reading(quantity="energy", value=energy_j, unit="J", **common),
-            Reading(quantity="power", value=energy_j / window_s if window_s > 0 else 0.0, unit="W", **common),
+            Reading(
+                quantity=quantity,
+                value=value,
+                unit=unit,
+                provenance="measured:external",
+                scope=self.scope,
+                period_s=period,
+                window_s=window_s,
+                valid=valid,
+                note=note,
+                extra=extra,
+            )
+            for quantity, value, unit in (("energy", energy_j, "J"), ("power", power_w, "W"))
         ]

@@ -206,7 +206,7 @@ class NvmlMeter(Meter):
         out: list[Reading] = []
         for i in self.indices:
             scope = f"gpu:{i}"
-            extra = {"nvml_index": i}
+            extra: dict[str, object] = {"nvml_index": i}
             if self.selection_note:
                 extra["selection"] = self.selection_note
             e0, e1 = self._e0[i], self._e1[i]
@@ -232,9 +232,21 @@ class NvmlMeter(Meter):
                 )
                 extra = {**extra, "n_samples": len(samples)}
             power_w = energy_j / window_s if window_s > 0 else 0.0
-            common = dict(scope=scope, period_s=period, window_s=window_s, valid=valid, note=note, extra=extra)
-            out.append(Reading(quantity="energy", value=energy_j, unit="J", provenance=prov, **common))
-            out.append(Reading(quantity="power", value=power_w, unit="W", provenance=prov, **common))
+            for quantity, value, unit in (("energy", energy_j, "J"), ("power", power_w, "W")):
+                out.append(
+                    Reading(
+                        quantity=quantity,
+                        value=value,
+                        unit=unit,
+                        provenance=prov,
+                        scope=scope,
+                        period_s=period,
+                        window_s=window_s,
+                        valid=valid,
+                        note=note,
+                        extra=extra,
+                    )
+                )
             out.append(
                 Reading(
                     quantity="device_memory_peak",

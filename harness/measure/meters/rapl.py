@@ -136,17 +136,22 @@ class RaplMeter(Meter):
             extra: dict[str, object] = {"zone": str(z.path), "wraps": self._wraps[z.scope]}
             if self.selection_note:
                 extra["selection"] = self.selection_note
-            common = dict(
-                provenance="measured:rapl",
-                scope=z.scope,
-                period_s=self.poll_s,
-                window_s=window_s,
-                valid=window_s > 0,
-                note="" if window_s > 0 else "empty window",
-                extra=extra,
-            )
-            out.append(Reading(quantity="energy", value=energy_j, unit="J", **common))
-            out.append(
-                Reading(quantity="power", value=energy_j / window_s if window_s > 0 else 0.0, unit="W", **common)
-            )
+            for quantity, value, unit in (
+                ("energy", energy_j, "J"),
+                ("power", energy_j / window_s if window_s > 0 else 0.0, "W"),
+            ):
+                out.append(
+                    Reading(
+                        quantity=quantity,
+                        value=value,
+                        unit=unit,
+                        provenance="measured:rapl",
+                        scope=z.scope,
+                        period_s=self.poll_s,
+                        window_s=window_s,
+                        valid=window_s > 0,
+                        note="" if window_s > 0 else "empty window",
+                        extra=extra,
+                    )
+                )
         return out

@@ -52,6 +52,7 @@ class TdpModelMeter(Meter):
         pid: int | None = None,
         scope: str = "cpu",
         clock: Clock = now_ns,
+        idle_rule: str = "",
     ) -> None:
         if tdp_w <= 0 or idle_w < 0 or idle_w > tdp_w:
             raise ValueError(f"need 0 <= idle_w <= tdp_w and tdp_w > 0, got idle_w={idle_w}, tdp_w={tdp_w}")
@@ -62,6 +63,7 @@ class TdpModelMeter(Meter):
         self.pid = pid
         self.scope = scope
         self.clock = clock
+        self.idle_rule = idle_rule  # how idle_w was derived when the profile gives none ("" if given)
         self.selection_note = ""
         self._done = False
 
@@ -92,9 +94,7 @@ class TdpModelMeter(Meter):
             idle, idle_rule = 0.3 * tdp, "idle_w = 0.3 * tdp_w (profile gives no idle power)"
         cores = logical_cores or getattr(profile, "threads", None) or getattr(profile, "cores", None)
         cores = cores or psutil.cpu_count(logical=True) or 1
-        m = cls(tdp, idle, cores, profile_id=getattr(profile, "id", ""), pid=pid, scope=scope)
-        m._idle_rule = idle_rule
-        return m
+        return cls(tdp, idle, cores, profile_id=getattr(profile, "id", ""), pid=pid, scope=scope, idle_rule=idle_rule)
 
     def __enter__(self) -> TdpModelMeter:
         self._done = False
@@ -119,7 +119,7 @@ class TdpModelMeter(Meter):
         window_s = (self._t1 - self._t0) / 1e9
         u = self.utilisation()
         power_w = self.idle_w + (self.tdp_w - self.idle_w) * u
-        extra = {
+        extra: dict[str, object] = {
             "formula": FORMULA,
             "profile_id": self.profile_id,
             "tdp_w": self.tdp_w,
@@ -128,25 +128,26 @@ class TdpModelMeter(Meter):
             "tree_cpu_s": self._cpu1 - self._cpu0,
             "utilisation": u,
         }
-        if getattr(self, "_idle_rule", ""):
-            extra["idle_rule"] = self._idle_rule
+        if self.idle_rule:
+            extra["idle_rule"] = self.idle_rule
         if self.selection_note:
             extra["selection"] = self.selection_note
-        common = dict(
-            provenance="estimated:tdp-model",
-            scope=self.scope,
-            window_s=window_s,
-            valid=window_s > 0,
-            note="" if window_s > 0 else "empty window",
-            extra=extra,
-        )
+
+        def reading(quantity: str, value: float, unit: str, provenance: str = "estimated:tdp-model") -> Reading:
+            return Reading(
+                quantity=quantity,
+                value=value,
+                unit=unit,
+                provenance=provenance,
+                scope=self.scope,
+                window_s=window_s,
+                valid=window_s > 0,
+                note="" if window_s > 0 else "empty window",
+                extra=extra,
+            )
+
         return [
-            Reading(quantity="power", value=power_w, unit="W", **common),
-            Reading(quantity="energy", value=power_w * window_s, unit="J", **common),
-            Reading(
-                quantity="utilisation",
-                value=u,
-                unit="fraction",
-                **{**common, "provenance": "measured:psutil-cpu-times"},
-            ),
+            reading("power", power_w, "W"),
+            reading("energy", power_w * window_s, "J"),
+            reading("utilisation", u, "fraction", provenance="measured:psutil-cpu-times"),
         ]
