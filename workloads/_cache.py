@@ -72,6 +72,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def read_json(path: Path) -> dict[str, Any] | None:
     """Parsed JSON at ``path``, or None when missing or unreadable (a corrupt entry is a miss)."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None

@@ -43,6 +43,7 @@ def rnn_matmul_flops(module: Any, seq_len: int, batch: int = 1) -> int:
     size for layer 0, ``H * directions`` after). Bias adds and gate non-linearities excluded,
     matching what the FLOP counter counts for other layers.
     """
+    # torch is optional: importing the zoo never imports it
     import torch.nn as nn
 
     gates = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}[type(module)]
@@ -56,6 +57,7 @@ def rnn_matmul_flops(module: Any, seq_len: int, batch: int = 1) -> int:
 
 
 def _tensor_bytes(obj: Any) -> int:
+    # torch is optional: importing the zoo never imports it
     import torch
 
     if isinstance(obj, torch.Tensor):
@@ -77,6 +79,7 @@ def count_module(
     ``call`` defaults to ``module(*args)``; pass another callable (e.g. a decode step) to count
     that instead. Works with tensors on the ``meta`` device.
     """
+    # torch is optional: importing the zoo never imports it
     import torch
     import torch.nn as nn
     from torch.utils.flop_counter import FlopCounterMode

@@ -29,6 +29,7 @@ from workloads._cache import (
     package_version,
     read_json,
 )
+from workloads._counting import count_module
 from workloads.base import DTYPE_BYTES, Workload, WorkloadInfo
 
 #: bump when the counting method changes, to invalidate cached info records
@@ -124,6 +125,7 @@ class TorchWorkload(CachedInfoWorkload):
         """Module in eval mode with weights drawn from ``torch.manual_seed(config.seed)``.
 
         ``device="meta"`` builds a weightless module (used for counting)."""
+        # torch is optional: importing the zoo never imports it
         import torch
 
         with torch.random.fork_rng(devices=[]):
@@ -137,6 +139,7 @@ class TorchWorkload(CachedInfoWorkload):
 
     def example_args(self, batch_size: int = 1, device: str = "cpu") -> tuple[Any, ...]:
         """``make_inputs(batch_size, 0)`` as a tuple of tensors in positional order."""
+        # torch is optional: importing the zoo never imports it
         import torch
 
         inputs = self.make_inputs(batch_size, 0)
@@ -165,8 +168,6 @@ class TorchWorkload(CachedInfoWorkload):
         return {}
 
     def _compute_info(self) -> WorkloadInfo:
-        from workloads._counting import count_module
-
         # Count on the meta device (no weights allocated); fall back to real CPU tensors
         # if an operator has no meta implementation.
         try:

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from workloads.onnx_export import export_cached
+
 Task = Literal["vision", "encoder", "decoder", "tabular", "timeseries", "custom"]
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
@@ -89,8 +91,6 @@ class Workload(ABC):
     def onnx_path(self, cache_dir: Path | None = None) -> Path:
         """Path of an ONNX export of this workload, created on first use and cached by
         content hash. Subclasses that ship an ONNX file return it directly."""
-        from workloads.onnx_export import export_cached
-
         return export_cached(self, cache_dir)
 
     @property

@@ -52,6 +52,7 @@ class BertWorkload(TorchWorkload):
             raise ValueError(f"bert: seq_len ({c.seq_len}) exceeds max_positions ({c.max_positions})")
 
     def _build(self) -> Any:
+        # the nets import torch, which importing the zoo never does
         from workloads.nets.transformer import BertClassifier
 
         c = self.config

@@ -91,6 +91,7 @@ def export_cached(
 
 
 def _export(workload: Any, path: Path, exporter: str, batch_size: int) -> None:
+    # torch is optional: importing the zoo never imports it
     import torch
 
     module = workload.build_torch()
@@ -152,6 +153,7 @@ def _export(workload: Any, path: Path, exporter: str, batch_size: int) -> None:
 
 def _check_single_file(path: Path) -> None:
     """Reject exports that spilled weights into external-data files (not cacheable as one file)."""
+    # onnx is optional (torch / onnxruntime extras)
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

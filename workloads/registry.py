@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from workloads.base import Workload
+from workloads.user import ModuleFactoryWorkload, OnnxFileWorkload
 
 _BUILTINS: dict[str, str] = {
     "resnet50": "workloads.resnet50:ResNet50Workload",
@@ -35,15 +37,11 @@ def list_workloads() -> list[str]:
 def get_workload(name: str, size: str = "standard", **params: Any) -> Workload:
     """Workload for ``name`` at ``size`` (see module docstring for user-model names)."""
     if name.startswith("onnx:"):
-        from workloads.user import OnnxFileWorkload
-
         path = name[len("onnx:") :]
         if not path:
             raise ValueError("workload 'onnx:' needs a file path, e.g. onnx:/path/to/model.onnx")
         return OnnxFileWorkload(path, size="user" if size == "standard" else size, **params)
     if name.startswith("module:"):
-        from workloads.user import ModuleFactoryWorkload
-
         return ModuleFactoryWorkload(name[len("module:") :], size="user" if size == "standard" else size, **params)
     target = _BUILTINS.get(name)
     if target is None:
@@ -53,5 +51,5 @@ def get_workload(name: str, size: str = "standard", **params: Any) -> Workload:
             "'onnx:/path/to/model.onnx' or 'module:package.module:factory'"
         )
     mod_name, _, cls_name = target.partition(":")
-    cls = getattr(importlib.import_module(mod_name), cls_name)
+    cls: Callable[..., Workload] = getattr(importlib.import_module(mod_name), cls_name)  # (size, **params)
     return cls(size, **params)

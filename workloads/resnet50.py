@@ -36,6 +36,7 @@ class ResNet50Workload(TorchWorkload):
     net_module = "workloads.nets.resnet"
 
     def _build(self) -> Any:
+        # the nets import torch, which importing the zoo never does
         from workloads.nets.resnet import ResNet
 
         c = self.config

@@ -44,6 +44,7 @@ class SensorCNNGRUWorkload(TorchWorkload):
             raise ValueError(f"sensor_cnn_gru: steps ({c.steps}) must be divisible by 2**{len(c.conv_channels)}")
 
     def _build(self) -> Any:
+        # the nets import torch, which importing the zoo never does
         from workloads.nets.cnn_gru import SensorCNNGRU
 
         c = self.config

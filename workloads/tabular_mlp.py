@@ -36,6 +36,7 @@ class TabularMLPWorkload(TorchWorkload):
     net_module = "workloads.nets.mlp"
 
     def _build(self) -> Any:
+        # the nets import torch, which importing the zoo never does
         from workloads.nets.mlp import TabularMLP
 
         c = self.config

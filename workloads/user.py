@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from workloads._cache import file_digest, package_version
+from workloads._counting import count_module
 from workloads._torch_workload import CachedInfoWorkload, check_batch, weight_bytes_for
 from workloads.base import WorkloadInfo
 
@@ -77,6 +78,7 @@ class OnnxFileWorkload(CachedInfoWorkload):
     def _load_graph(self) -> dict[str, Any]:
         if self._graph is not None:
             return self._graph
+        # onnx is optional (torch / onnxruntime extras)
         import onnx
 
         model = onnx.load(str(self.path), load_external_data=False)
@@ -176,6 +178,7 @@ class OnnxFileWorkload(CachedInfoWorkload):
         }
 
     def _compute_info(self) -> WorkloadInfo:
+        # onnx is optional (torch / onnxruntime extras)
         import onnx
 
         model = onnx.load(str(self.path))
@@ -211,6 +214,7 @@ class OnnxFileWorkload(CachedInfoWorkload):
 
 def _onnx_matmul_flops(model: Any, per_sample: dict[str, tuple[int, ...]]) -> tuple[int, int]:
     """(FLOPs, number of MatMul/Gemm/Conv nodes whose shapes could not be inferred)."""
+    # onnx is optional (torch / onnxruntime extras)
     import onnx
     from onnx import shape_inference
 
@@ -339,9 +343,8 @@ class ModuleFactoryWorkload(CachedInfoWorkload):
         }
 
     def _compute_info(self) -> WorkloadInfo:
+        # torch is optional: importing the zoo never imports it
         import torch
-
-        from workloads._counting import count_module
 
         module, examples = self._load()
         one = self.make_inputs(1, 0)

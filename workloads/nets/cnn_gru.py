@@ -38,4 +38,5 @@ class SensorCNNGRU(nn.Module):
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         feats = self.features(signal).transpose(1, 2)  # [B, T', C]
         _, h_n = self.gru(feats)
-        return self.head(h_n[-1])
+        logits: torch.Tensor = self.head(h_n[-1])
+        return logits

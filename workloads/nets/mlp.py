@@ -30,4 +30,5 @@ class TabularMLP(nn.Module):
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         parts = [self.norm(numeric)]
         parts += [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
-        return self.mlp(torch.cat(parts, dim=1))
+        logits: torch.Tensor = self.mlp(torch.cat(parts, dim=1))
+        return logits
