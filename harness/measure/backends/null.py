@@ -66,3 +66,8 @@ class NullBackend(Backend):
 
     def end_stepping(self) -> None:
         self._generated = {}
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["timing_scope"] = "no model work: the call itself (the harness's own per-query overhead)"
+        return d
