@@ -257,6 +257,20 @@ def test_continuous_engine_times_follow_definitions_on_a_fake_clock() -> None:
     assert sorted(set(q["scheduled_ns"] - q["scheduled_ns"].min())) == [0, 16_000_000, 32_000_000]
 
 
+def test_engine_warmup_honours_both_minimums() -> None:
+    clock = FakeClock()
+    be = ScriptedStepper(clock, prefill_ns=10_000_000, decode_ns=2_000_000)
+    opts = TokenStreamOptions(
+        output_len=4,
+        prompt_len=4,
+        stop={"min_duration_s": 0, "min_queries": 3, "max_queries": 3, "warmup_queries": 2, "warmup_s": 0.1},
+    )
+    res = TokenStreamScenario(opts, clock=clock).run(FakeCtx(be))
+    # 16 ms per request, one at a time: 0.1 s needs 7 requests (more than the 2 asked for)
+    assert res.warmup["queries"] == 7 and res.warmup["duration_s"] == pytest.approx(0.112)
+    assert res.extra["engine_stats"]["steps"] == 3 * 4  # the measurement's own steps only
+
+
 def test_backend_without_batched_stepping_falls_back_to_naive_with_reason() -> None:
     clock = FakeClock()
     be = ScriptedDecoder(clock, prefill_ns=1_000_000, gaps_ns=[1_000_000])

@@ -32,13 +32,6 @@ from harness.measure.serving.engine import Engine
 from harness.measure.serving.scheduler import EngineLimits
 
 
-class Forever:
-    """A stop rule that never stops early (warm-up rounds run all their requests)."""
-
-    def done(self, n: int, elapsed_ns: int) -> bool:
-        return False
-
-
 def choose_engine(requested: str, backend: Any) -> tuple[str, str | None]:
     """The engine a cell runs (``requested``: ``continuous`` or ``naive``) and, when
     ``continuous`` was asked for but the backend cannot step, why."""

@@ -53,11 +53,11 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.core.clock import now_ns
 from harness.core.metrics import Metric
+from harness.core.stop import StopRule
 from harness.measure.load import arrivals
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
 from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS
 from harness.measure.scenarios.token_load import (
-    Forever,
     TokenRecorder,
     choose_engine,
     run_closed,
@@ -258,7 +258,7 @@ def _warm_up(
 ) -> tuple[dict[str, Any], int]:
     """Both minimums, as for the other scenarios: ``warmup_queries`` requests and ``warmup_s``
     seconds, whichever comes later (capped like their warm-up loops). Through the engine
-    (``limits`` given) in rounds of ``max_num_seqs`` concurrent requests, else one by one.
+    (``limits`` given) ``max_num_seqs`` requests at once, else one by one.
     Returns the warm-up record and how many requests ran at once."""
     stop = o.stop
     if stop.warmup_queries <= 0 and stop.warmup_s <= 0:
@@ -273,9 +273,16 @@ def _warm_up(
             for _ in be.generate(wp[done % len(wp)], int(wl[done % len(wl)])):
                 pass
             done += 1
-        else:
-            run_closed_engine(be, wp, wl, parallel, Forever(), limits, clock)
-            done += len(wp)
+        else:  # a round of up to len(wp) requests that stops once the rule above holds
+            el = clock() - t
+            rule = StopRule.model_validate(
+                {
+                    "min_queries": max(stop.warmup_queries - done, 1),
+                    "min_duration_s": max(min_ns - el, 0) / 1e9,
+                    "max_duration_s": max(cap_ns - el, 1) / 1e9,
+                }
+            )
+            done += len(run_closed_engine(be, wp, wl, parallel, rule, limits, clock)[0].scheduled)
         el = clock() - t
         if (done >= stop.warmup_queries and el >= min_ns) or el >= cap_ns:
             break
