@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from scipy.special import betainc
+from scipy.stats import binom, bootstrap
 
 PercentileMethod = Literal["loadgen", "nearest-rank-perf-analyzer", "linear"]
 PERCENTILE_METHODS: tuple[str, ...] = ("loadgen", "nearest-rank-perf-analyzer", "linear")
@@ -182,8 +184,6 @@ def order_statistic_bootstrap_cdf(sorted_values: np.ndarray, k: int) -> np.ndarr
     ``cdf[j] = P(sorted*[k] <= sorted[j])`` over resamples (with replacement) of size ``n``;
     ties are handled by counting all values ``<= sorted[j]``.
     """
-    from scipy.stats import binom
-
     n = sorted_values.size
     counts = np.searchsorted(sorted_values, sorted_values, side="right")  # #{x <= x_(j)}
     # P(#{x* <= x_(j)} >= k + 1) with #{...} ~ Binomial(n, counts/n)
@@ -252,8 +252,6 @@ def bootstrap_ci(
     if a.size == 1 or np.all(a == a[0]):
         v = float(np.asarray(fn(a, axis=-1)))
         return v, v
-    from scipy.stats import bootstrap
-
     method = "BCa" if a.size <= BCA_MAX_N else "percentile"
     res = bootstrap(
         (a,),
@@ -287,8 +285,6 @@ def bootstrap_ci(
 def _criterion(h: Any, t: Any, p: float) -> Any:
     """``I_p(h, t + 1)``: probability of seeing >= h of h + t queries under the bound if the
     true fraction under the bound were exactly ``p``."""
-    from scipy.special import betainc
-
     return betainc(h, np.asarray(t) + 1.0, p)
 
 
