@@ -152,3 +152,33 @@ def test_rate_shortfall_tolerance_depends_on_count() -> None:
     assert bm.rate_shortfall(970, 100.0, 10.0).ok
     with pytest.raises(ValueError, match="window_s"):
         bm.rate_shortfall(1, 1.0, 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 1000.0), st.floats(-1e3, 1e3))
+def test_trend_verdict_is_invariant_to_units_and_time_origin(seed: int, scale: float, shift: float) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 10, 3000))
+    y = 5 + ar1(rng, 3000, 0.5) + rng.uniform(0, 3) * t / 10
+    a = bm.trend_test(t, y)
+    b = bm.trend_test(t + shift, y * scale)
+    assert a.verdict == b.verdict and a.batches == b.batches
+    assert b.relative_rise == pytest.approx(a.relative_rise, rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 64), st.floats(0.5, 2.0))
+def test_stability_verdict_ignores_batch_weights_and_speed(seed: int, weight: int, speed: float) -> None:
+    e = _closed_loop(np.random.default_rng(seed), 4.0, 1e6)
+    a = bm.closed_loop_stability(e, start_ns=0)
+    assert a.ratio_low <= a.ratio <= a.ratio_high
+    # samples per query scale every rate alike: the same ratio, interval and verdict
+    w = bm.closed_loop_stability(e, np.full(e.size, weight), start_ns=0)
+    assert (w.verdict, w.ratio_low, w.ratio_high) == (
+        a.verdict,
+        pytest.approx(a.ratio_low),
+        pytest.approx(a.ratio_high),
+    )
+    # a uniformly faster or slower clock leaves the ratio (up to rounding of the times)
+    f = bm.closed_loop_stability((e * speed).astype(np.int64), start_ns=0, min_window_s=0.5)
+    assert f.ratio == pytest.approx(a.ratio, rel=1e-3)
