@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from workloads._counting import count_module
 from workloads._torch_workload import TorchWorkload, check_batch, rng
 
 
@@ -54,6 +55,7 @@ class GPT2Workload(TorchWorkload):
             raise ValueError(f"gpt2: prompt_len ({c.prompt_len}) must be in [1, n_positions={c.n_positions})")
 
     def _build(self) -> Any:
+        # the nets import torch, which importing the zoo never does
         from workloads.nets.transformer import GPT2LM
 
         c = self.config
@@ -75,9 +77,8 @@ class GPT2Workload(TorchWorkload):
         return int(2 * c.layers * c.hidden * dtype_bytes)
 
     def _extra_info(self, module: Any, device: str) -> dict[str, Any]:
+        # torch is optional: importing the zoo never imports it
         import torch
-
-        from workloads._counting import count_module
 
         (ids,) = self.example_args(1, device)
         with torch.no_grad():
