@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.records import CellSpec
-from harness.measure.runner import host_profile
+from harness.measure.host import host_profile
 from harness.measure.scenarios.closed import POOL
 from harness.measure.worker import execute_cell
 from workloads.registry import get_workload
