@@ -170,3 +170,43 @@ def test_unstable_attempts_are_repeated_and_recorded_apart(tmp_path: Path, monke
     assert res.queries["completed_ns"].size == 600
     # the kept attempt began after the stalled one ended: its queries are not in the result
     assert res.queries["issued_ns"].min() > FirstAttemptStalls.stalled_until_ns > 0
+
+
+class _FailsToLoad:
+    """A backend whose load raises; counts its close() calls."""
+
+    closed = 0
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, ""
+
+    def load(self, workload: object, device: str = "cpu") -> None:
+        raise RuntimeError("weights missing")
+
+    def close(self) -> None:
+        type(self).closed += 1
+
+
+class _Unavailable(_FailsToLoad):
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return False, "needs libfoo"
+
+
+def test_load_backend_times_the_load_and_closes_a_backend_that_fails_to_load() -> None:
+    from harness.measure.worker import BackendUnavailable, load_backend, make_workload
+
+    spec = fast_cell()
+    loaded = load_backend(spec, make_workload(spec))
+    assert loaded.backend.name == "null" and loaded.load_time_ns >= 0
+    assert isinstance(loaded.load_time_ns, int)
+    broken = fast_cell(backend=f"{__name__}:_FailsToLoad")
+    with pytest.raises(RuntimeError, match="weights missing"):
+        load_backend(broken, make_workload(broken))
+    assert _FailsToLoad.closed == 1
+    closed = _FailsToLoad.closed
+    gone = fast_cell(backend=f"{__name__}:_Unavailable")
+    with pytest.raises(BackendUnavailable, match="backend unavailable: needs libfoo"):
+        load_backend(gone, make_workload(gone))
+    assert _FailsToLoad.closed == closed  # never constructed
