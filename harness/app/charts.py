@@ -11,6 +11,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+#: chart builders return Any: altair's chained builders are untyped (their methods return Any)
 _LEGEND = {"orient": "bottom", "columns": 1, "labelLimit": 600}
 
 

@@ -131,7 +131,7 @@ def find_cell(runs: Iterable[RunRecord], key: str) -> tuple[RunRecord, CellRecor
     raise KeyError(f"no run {run_id!r} in the results store")
 
 
-def format_number(v: Any, digits: int = 4) -> str:
+def format_number(v: object, digits: int = 4) -> str:
     """A number for display: ``-`` for None / NaN / inf, thousands separators from 10,000 on,
     else ``digits`` significant digits."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -242,7 +242,7 @@ def environment_table(run: RunRecord) -> pd.DataFrame:
     dots, package versions as ``packages.<name>``."""
     rows: list[tuple[str, str]] = []
 
-    def walk(prefix: str, v: Any) -> None:
+    def walk(prefix: str, v: object) -> None:
         if isinstance(v, Mapping) and v:
             for k in sorted(v, key=str):
                 walk(f"{prefix}.{k}" if prefix else str(k), v[k])

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
 from harness.app import data
+from harness.core.records import CellRecord, CellSpec, RunRecord
 from harness.core.spec import SpecError
 from harness.measure.runner import run_suite
 from harness.store.results import list_runs
@@ -31,11 +31,11 @@ def results_root() -> Path:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _cached_runs(root: str, signature: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
+def _cached_runs(root: str, signature: tuple[tuple[str, int, int], ...]) -> tuple[list[RunRecord], list[str]]:
     return list_runs(Path(root))
 
 
-def load_store() -> tuple[list[Any], list[str]]:
+def load_store() -> tuple[list[RunRecord], list[str]]:
     """Every readable run (newest first) and a message per unreadable one; re-read whenever a
     ``run.json`` in the store changes."""
     root = results_root()
@@ -70,7 +70,7 @@ def empty_state(root: Path, key: str = "demo") -> None:
 def run_demo(root: Path) -> None:
     bar = st.progress(0.0, text="starting the demo suite ...")
 
-    def progress(i: int, n: int, spec: Any, cell: Any) -> None:
+    def progress(i: int, n: int, spec: CellSpec, cell: CellRecord | None) -> None:
         state = "" if cell is None else f" - {cell.status}"
         bar.progress(min(i / max(n, 1), 1.0), text=f"{i}/{n} cells · {spec.cell_id}{state}")
 
@@ -86,7 +86,7 @@ def run_demo(root: Path) -> None:
     st.rerun()
 
 
-def require_runs() -> tuple[list[Any], list[str]] | None:
+def require_runs() -> tuple[list[RunRecord], list[str]] | None:
     """Load the store; with no readable runs show the empty state and return None."""
     runs, errors = load_store()
     show_store_errors(errors)
