@@ -297,6 +297,7 @@ def test_token_stream_cell_runs_the_continuous_engine(tmp_path: Path) -> None:
 
     opts = {"mode": "closed", "concurrency": 4, "prompt_len": [4, 20], "output_len": [2, 6], "max_batched_tokens": 12}
     cell = fast_cell(model="gpt2", backend="torch", scenario="token-stream", **opts)
+    cell = cell.model_copy(update={"backend_options": {"threads": 1}})  # steady on a shared host (docs/scenarios.md)
     rec = run_cells([cell], name="engine", root=tmp_path, isolate=False)
     (c,) = rec.cells
     assert c.status == "ok", c.error
