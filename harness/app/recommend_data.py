@@ -51,10 +51,10 @@ def build_request(form: Mapping[str, Any]) -> RecommendRequest:
         return None if v in (None, "", 0, 0.0) else float(v)
 
     load_kind = form.get("load_kind", "qps")
-    objective: Any = form.get("objective", "cost")
+    objective = form.get("objective", "cost")
     if objective == "weighted":
-        objective = {k: float(form.get(f"w_{k}", 0.0)) for k in ("cost", "latency", "energy")}
-        objective = {k: w for k, w in objective.items() if w > 0}
+        weights = {k: float(form.get(f"w_{k}", 0.0)) for k in ("cost", "latency", "energy")}
+        objective = {k: w for k, w in weights.items() if w > 0}
     kinds = tuple(form.get("kinds") or ()) or None
     try:
         return RecommendRequest(

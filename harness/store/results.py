@@ -92,7 +92,7 @@ def load_run(path_or_id: str | Path, root: Path = DEFAULT_ROOT) -> RunRecord:
     return parse_run(data, str(p))
 
 
-def parse_run(data: Any, source: str = "<data>") -> RunRecord:
+def parse_run(data: object, source: str = "<data>") -> RunRecord:
     """Validate plain data as a :class:`RunRecord` (never unpickles or evaluates anything)."""
     if not isinstance(data, dict) or "run_id" not in data:
         raise ResultsError(f"{source}: not a run record (no 'run_id')")
