@@ -229,6 +229,11 @@ def validity_table(runs: Sequence[RunRecord], keys: Sequence[str]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def only_metrics(long: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """The rows of :func:`metrics_long` whose metric is one of ``names``."""
+    return long[long["metric"].isin(list(names))]
+
+
 def metric_display(long: pd.DataFrame) -> pd.DataFrame:
     """``metrics_long`` as a display table: value and CI as text, unit and provenance kept."""
     out = long.copy()

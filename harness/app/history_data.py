@@ -66,6 +66,16 @@ def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.D
     return df.sort_values("created_utc", kind="stable").reset_index(drop=True)
 
 
+def default_metric(names: Sequence[str]) -> int:
+    """Index of the metric the page shows first: ``latency_p99`` where the cell has it, else the first."""
+    return list(names).index("latency_p99") if "latency_p99" in names else 0
+
+
+def split_rules(text: str) -> list[str]:
+    """Gate rules typed as one comma-separated line (``"latency_p99:+5%, throughput:-5%"``)."""
+    return [r.strip() for r in text.split(",") if r.strip()]
+
+
 def history_metrics(runs: Sequence[RunRecord], cell_id: str) -> list[str]:
     names: set[str] = set()
     for r in runs:

@@ -34,7 +34,7 @@ if loaded is not None:
                 st.altair_chart(charts.latency_cdf_chart(cdf), width="stretch")
             for n in notes:
                 st.caption(n)
-            pct = long[long["metric"].isin(data.PERCENTILES)]
+            pct = compare_data.only_metrics(long, data.PERCENTILES)
             st.subheader("Latency percentiles")
             if pct.empty:
                 st.caption("No latency percentiles in these cells.")
@@ -67,7 +67,7 @@ if loaded is not None:
             (tabs[4], data.ENERGY_COST_METRICS, "energy and cost", "No energy or cost figures in these cells."),
         ):
             with tab:
-                part = long[long["metric"].isin(names)]
+                part = compare_data.only_metrics(long, names)
                 if part.empty:
                     st.caption(empty)
                 else:

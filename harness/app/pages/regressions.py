@@ -15,8 +15,9 @@ if loaded is not None:
     c1, c2 = st.columns([2, 1])
     cell_id = c1.selectbox("cell", ids, key="reg-cell")
     names = history_data.history_metrics(runs, cell_id)
-    default = names.index("latency_p99") if "latency_p99" in names else 0
-    metric = c2.selectbox("metric", names, index=default, key="reg-metric") if names else None
+    metric = (
+        c2.selectbox("metric", names, index=history_data.default_metric(names), key="reg-metric") if names else None
+    )
     hist = history_data.metric_history(runs, cell_id, metric) if metric else None
     if metric is None or hist is None or hist["value"].notna().sum() == 0:
         st.info("This cell has no value for that metric in any run.")
@@ -33,9 +34,10 @@ if loaded is not None:
         verdicts = None
         if gate and len(hist) > 1:
             try:
-                rules = [r.strip() for r in rules_text.split(",") if r.strip()]
                 with st.spinner("running the gate ..."):
-                    verdicts = history_data.gate_history(ui.results_root(), hist, cell_id, rules)
+                    verdicts = history_data.gate_history(
+                        ui.results_root(), hist, cell_id, history_data.split_rules(rules_text)
+                    )
             except GateError as exc:
                 st.error(f"gate rules: {exc}")
         shown = history_data.verdict_per_run(verdicts, metric) if verdicts is not None else None
