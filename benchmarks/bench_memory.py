@@ -3,8 +3,10 @@
 The ``null`` backend completes a query at once, so the harness issues millions of queries a
 second: the worst case for per-query rows. The cell runs in a fresh child process (as the
 runner's worker does: :func:`harness.measure.worker.execute_cell` with the host's default
-meters); the parent reads the child's peak resident set (``getrusage(RUSAGE_CHILDREN)``,
-measured) and sums the bytes written under the run directory (measured).
+meters); the worker's peak resident set is read both by the child itself
+(``getrusage(RUSAGE_SELF)`` at the end of the cell) and by the parent once the child has exited
+(``getrusage(RUSAGE_CHILDREN)``, which also covers anything the child started); the larger is
+judged. Bytes written are summed under the run directory. All figures are measured.
 
 Criteria: peak RSS of the worker < 300 MB and bytes written < 100 MB. Prints a Markdown table;
 exits 1 when a criterion fails. ``--seconds 5`` gives a quick check.
@@ -76,7 +78,9 @@ def main(argv: list[str]) -> int:
         print(proc.stdout, proc.stderr, sep="\n")
         return 1
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / MB  # Linux: KiB
+    tree_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / MB  # Linux: KiB
+    self_mb = figures["self_maxrss_kb"] * 1024 / MB
+    peak_mb = max(tree_mb, self_mb)
     written_mb = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) / MB
     rss_ok = peak_mb < RSS_LIMIT_MB
     disk_ok = written_mb < WRITTEN_LIMIT_MB
@@ -86,7 +90,9 @@ def main(argv: list[str]) -> int:
     print(f"| queries | {figures['queries']:,} | | |")
     print(f"| raw rows kept (exact + reservoir) | {figures['rows_kept']:,} | | |")
     print(f"| rows not kept (in the histogram only) | {figures['rows_not_kept']:,} | | |")
-    print(f"| peak RSS of the worker | {peak_mb:.0f} MB | < {RSS_LIMIT_MB:.0f} MB | {'yes' if rss_ok else 'NO'} |")
+    print(
+        f"| peak RSS of the worker (own / with its children) | {self_mb:.0f} / {tree_mb:.0f} MB | < {RSS_LIMIT_MB:.0f} MB | {'yes' if rss_ok else 'NO'} |"
+    )
     print(f"| bytes written | {written_mb:.1f} MB | < {WRITTEN_LIMIT_MB:.0f} MB | {'yes' if disk_ok else 'NO'} |")
     print(f"| latency p50 / p99 | {figures['p50_ms'] * 1e3:.3f} / {figures['p99_ms'] * 1e3:.3f} us | | |")
     print(f"\np50 method: {figures['p50_method']}")

@@ -323,7 +323,7 @@ class RowRecorder:
     def rows(self) -> dict[str, np.ndarray]:
         """Kept rows with a ``query_id`` (row index in recording order) column: the exact rows,
         then (after overflow) the reservoir rows in ``query_id`` order plus a ``row_weight``
-        column (1 for exact rows; rows past the cap / reservoir size for reservoir rows)."""
+        column (float32: 1 for exact rows; rows past the cap / reservoir size for reservoir rows)."""
         ne = self._n_exact
         if self._res is None or self._res_id is None or self._n_over == 0:
             out: dict[str, np.ndarray] = {"query_id": np.arange(ne, dtype=np.int64)}
@@ -331,14 +331,13 @@ class RowRecorder:
             return out
         k = min(self.reservoir_rows, self._n_over)
         order = np.argsort(self._res_id[:k], kind="stable")
-        qid = np.empty(ne + k, dtype=np.int64)
-        qid[:ne] = np.arange(ne, dtype=np.int64)
+        qid = np.arange(ne + k, dtype=np.int64)
         qid[ne:] = self._res_id[:k][order]
         out = {"query_id": qid}
         for c, dst, r in zip(self.columns, self._exact, self._res):
             dst[ne : ne + k] = r[:k][order]  # the room past the exact rows
             out[c] = dst[: ne + k]
-        weight = np.ones(ne + k, dtype=np.float64)
+        weight = np.ones(ne + k, dtype=np.float32)  # 7 significant digits: ample for a weight
         weight[ne:] = self._n_over / k
         out["row_weight"] = weight
         return out
