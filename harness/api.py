@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.gate import GateError, GateReport, LoadedRun, Rule, compare_runs, load_run_ref, parse_rules
+from harness.analysis.gate import GateReport, LoadedRun, Rule, compare_runs, load_run_ref, parse_rules
 from harness.core.hardware import get_profile
 from harness.core.records import RunRecord
 from harness.planning.calibration import efficiency_for
@@ -68,14 +68,11 @@ def compare(
     on bad rules, or on cells present in only one run (unless ``allow_unmatched``).
     """
     root = Path(results_root) if results_root is not None else DEFAULT_ROOT
-    texts = [r for r in (rules or []) if isinstance(r, str)]
-    parsed = [r for r in (rules or []) if isinstance(r, Rule)] + (parse_rules(texts) if texts else [])
-    if rules is not None and not parsed:
-        raise GateError("no rules to check")
+    parsed = None if rules is None else [r if isinstance(r, Rule) else parse_rules([r])[0] for r in rules]
     return compare_runs(
         _loaded(baseline, root),
         _loaded(current, root),
-        parsed or None,
+        parsed,
         alpha,
         allow_unmatched=allow_unmatched,
         n_draws=n_draws,

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import harness
-from harness.analysis.gate import GateError
+from harness.analysis.gate import GateError, parse_rules
 from harness.planning.projection import DecoderProjection, Projection
 from harness.planning.recommend import SLO, Load, ModelSpec, RecommendRequest
 
@@ -73,6 +73,16 @@ def test_compare_errors_name_the_problem(runs: tuple[Path, str, str]) -> None:
         harness.compare("nope", a, results_root=root)
     with pytest.raises(GateError):
         harness.compare(a, a, ["latency_p99:sideways"], results_root=root)
+    with pytest.raises(GateError, match="no rules"):
+        harness.compare(a, a, [], results_root=root)
+
+
+def test_compare_takes_rule_objects_and_text_in_order(runs: tuple[Path, str, str]) -> None:
+    root, a, _ = runs
+    (thr,) = parse_rules(["throughput:-20%"])
+    report = harness.compare(a, a, [thr, "latency_p99:+20%"], results_root=root, n_draws=200)
+    assert report.rules == [str(thr), str(parse_rules(["latency_p99:+20%"])[0])]
+    assert len(report.verdicts) == 4  # two rules x two cells
 
 
 def test_recommend_from_keywords_equals_recommend_from_a_request() -> None:
