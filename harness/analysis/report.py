@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.analysis.gate import GateError, compare_runs, to_markdown
-from harness.core.records import query_latency_ms
+from harness.core.records import CellRecord, query_latency_ms
 from harness.store.refs import LoadedRun
 from harness.store.results import ResultsError
 
@@ -74,7 +74,7 @@ def _latencies_ms(run: LoadedRun, cell_id: str) -> np.ndarray | None:
     return query_latency_ms(raw)
 
 
-def _ok_cells(run: LoadedRun) -> list[Any]:
+def _ok_cells(run: LoadedRun) -> list[CellRecord]:
     return [c for c in run.record.cells if c.status == "ok"]
 
 
@@ -112,14 +112,14 @@ def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     return figs
 
 
-def _metric(c: Any, name: str) -> tuple[float | None, str]:
+def _metric(c: CellRecord, name: str) -> tuple[float | None, str]:
     m = c.metrics.get(name)
     if m is None or m.value is None:
         return None, ""
     return float(m.value), m.provenance
 
 
-def _group_key(c: Any) -> str:
+def _group_key(c: CellRecord) -> str:
     s = c.spec
     return f"{s.model}-{s.size} {s.backend}" + (f"@{s.device}" if s.device != "cpu" else "")
 

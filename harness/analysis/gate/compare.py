@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sst
 
 from harness.analysis.gate.matching import CellPair, match_cells, same_spec
@@ -125,7 +126,7 @@ class _Pending(NamedTuple):
     improvement_margin: float = 1.0
 
 
-def _paired(bc: CellRecord, cc: CellRecord, braw: Any, craw: Any) -> bool:
+def _paired(bc: CellRecord, cc: CellRecord, braw: pd.DataFrame, craw: pd.DataFrame) -> bool:
     """Whether two cells were measured interleaved in one session (compared block by block)."""
     return interleaved_partners(bc, cc) and is_interleaved(braw) and is_interleaved(craw)
 

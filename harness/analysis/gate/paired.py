@@ -41,9 +41,9 @@ significant after correction *and* the interval must clear the threshold.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import binom, binomtest, rankdata, wilcoxon
 
 from harness.analysis.gate.rules import GateMetric
@@ -103,7 +103,7 @@ def median_interval(d: np.ndarray, alpha: float) -> tuple[float, float, float]:
     return est, float(s[k - 1]), float(s[s.size - k])
 
 
-def pooled_value(raw: Any, metric: GateMetric, rounds: list[int] | None = None) -> float:
+def pooled_value(raw: pd.DataFrame, metric: GateMetric, rounds: list[int] | None = None) -> float:
     """The metric over the blocks of ``rounds`` (default: every block) together: the
     statistic of every query's latency (ms), or for throughput the samples over the summed
     block durations (the gaps while other variants ran are not counted)."""
@@ -113,14 +113,14 @@ def pooled_value(raw: Any, metric: GateMetric, rounds: list[int] | None = None) 
     return float(_pooled(metric, _RoundPool(raw, keys), np.ones((1, len(keys))))[0])
 
 
-def _paired_rounds(braw: Any, craw: Any, metric: GateMetric) -> tuple[list[int], np.ndarray]:
+def _paired_rounds(braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric) -> tuple[list[int], np.ndarray]:
     """The rounds both runs measured with positive block values, and their ``d_k``."""
     b, c = block_values(braw, metric), block_values(craw, metric)
     keys = sorted(k for k in set(b) & set(c) if b[k] > 0 and c[k] > 0)
     return keys, np.array([math.log(c[k] / b[k]) for k in keys], dtype=float)
 
 
-def paired_log_ratios(braw: Any, craw: Any, metric: GateMetric) -> np.ndarray:
+def paired_log_ratios(braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric) -> np.ndarray:
     """``log(current_k / baseline_k)`` over the rounds both runs measured with positive values."""
     return _paired_rounds(braw, craw, metric)[1]
 
@@ -129,7 +129,7 @@ class _RoundPool:
     """One run's queries over the paired rounds ``keys`` (round ``keys[i]`` -> index ``i``),
     arranged for pooled statistics with per-round weights. ``keys``: sorted, non-empty."""
 
-    def __init__(self, raw: Any, keys: list[int]) -> None:
+    def __init__(self, raw: pd.DataFrame, keys: list[int]) -> None:
         block = np.asarray(raw["block"], dtype=np.int64)
         start = np.asarray(raw["scheduled_ns"], dtype=np.int64)
         end = np.asarray(raw["completed_ns"], dtype=np.int64)
@@ -250,7 +250,7 @@ def is_pooled(metric: GateMetric) -> bool:
 
 
 def compare_paired(
-    braw: Any, craw: Any, metric: GateMetric, threshold: float, alpha: float = 0.01, cell_id: str = ""
+    braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric, threshold: float, alpha: float = 0.01, cell_id: str = ""
 ) -> MetricVerdict:
     """:class:`~harness.analysis.gate.verdicts.MetricVerdict` of an interleaved pair (``p_adjusted`` = raw p;
     the caller corrects across comparisons). Median latency: median of per-block ratios,
@@ -277,8 +277,8 @@ def compare_paired(
 
 
 def _compare_block_medians(
-    braw: Any,
-    craw: Any,
+    braw: pd.DataFrame,
+    craw: pd.DataFrame,
     metric: GateMetric,
     threshold: float,
     alpha: float,
@@ -305,8 +305,8 @@ def _compare_block_medians(
 
 
 def _compare_pooled(
-    braw: Any,
-    craw: Any,
+    braw: pd.DataFrame,
+    craw: pd.DataFrame,
     metric: GateMetric,
     threshold: float,
     alpha: float,

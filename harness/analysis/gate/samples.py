@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import pandas as pd
 
 from harness.analysis.gate.rules import GateError, GateMetric
 from harness.core import stats
@@ -23,7 +22,7 @@ THROUGHPUT_WINDOW_NS = 100_000_000
 MIN_THROUGHPUT_WINDOWS = 10
 
 
-def read_raw(run: LoadedRun, cell_id: str) -> Any:
+def read_raw(run: LoadedRun, cell_id: str) -> pd.DataFrame:
     """The raw per-query table of ``cell_id`` in ``run``; a store error becomes a
     :class:`GateError` with the same message (exit code 2)."""
     try:
@@ -32,7 +31,7 @@ def read_raw(run: LoadedRun, cell_id: str) -> Any:
         raise GateError(str(exc)) from None
 
 
-def latency_samples_ms(raw: Any) -> np.ndarray:
+def latency_samples_ms(raw: pd.DataFrame) -> np.ndarray:
     """Per-query latency in ms (``completed_ns - scheduled_ns``) from a raw table."""
     return query_latency_ms(raw)
 
@@ -62,7 +61,7 @@ def window_throughput_samples(
     return np.asarray(per / (win / 1e9), dtype=float)
 
 
-def block_values(raw: Any, metric: GateMetric) -> dict[int, float]:
+def block_values(raw: pd.DataFrame, metric: GateMetric) -> dict[int, float]:
     """Per-block value of ``metric`` from an interleaved raw table (a ``block`` column):
     {round: statistic of the block's query latencies (ms)}, or for throughput the block's
     samples over its duration (samples/s); blocks of zero duration are left out."""
@@ -84,12 +83,12 @@ def block_values(raw: Any, metric: GateMetric) -> dict[int, float]:
     return out
 
 
-def is_interleaved(raw: Any) -> bool:
+def is_interleaved(raw: pd.DataFrame) -> bool:
     """Whether a raw table comes from an interleaved session (it has a ``block`` column)."""
     return "block" in raw
 
 
-def cell_samples(raw: Any, metric: GateMetric) -> np.ndarray:
+def cell_samples(raw: pd.DataFrame, metric: GateMetric) -> np.ndarray:
     """Samples of ``metric``: per-query latency (ms), or throughput per 100 ms window; for an
     interleaved run throughput per block (:func:`block_values`)."""
     if metric.samples == "latency":
