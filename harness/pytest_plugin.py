@@ -9,8 +9,10 @@ and returns its :class:`harness.core.records.CellRecord`. All cells of a session
 ``--harness-results`` (default ``.harness-bench/``), in the harness schema, plus a
 ``pytest-benchmark.json`` in pytest-benchmark's format (``benchmarks[].stats`` in seconds with
 ``min``/``max``/``mean``/``stddev``/``median``/``iqr``/``rounds``/``ops`` and the raw
-per-query latencies in ``data``), which ``pytest-benchmark compare``, Bencher and
-github-action-benchmark read.
+per-query latencies in ``data``; built by :mod:`harness.store.export`), which
+``pytest-benchmark compare``, Bencher and github-action-benchmark read. The run records the
+environment manifest and host profile like every run (:mod:`harness.measure.lifecycle`); a
+session stopped by Ctrl-C is saved as ``interrupted``.
 
 ``--harness-gate BASELINE`` compares the session's run with BASELINE (run dir, run id or
 baseline name) through :func:`harness.analysis.gate.compare_runs` and fails the session (exit status 1)
@@ -119,7 +121,7 @@ class InferenceBenchmark:
         self._session = session
         self._nodeid = nodeid
         self._name = name
-        self.cells: list[Any] = []
+        self.cells: list[CellRecord] = []
 
     def __call__(
         self,
@@ -136,10 +138,11 @@ class InferenceBenchmark:
         parity: bool = True,
         seed: int = 0,
         **scenario_options: Any,
-    ) -> Any:
+    ) -> CellRecord:
         """Measure one cell and return its ``CellRecord``. ``stop`` is a
         :class:`harness.measure.scenarios.base.StopRule` mapping (e.g. ``{"min_duration_s": 1}``).
         Fails the test if the cell fails; skips it if the backend is unavailable here."""
+        # deferred: the plugin loads in every pytest session; the measure stage (pandas, scipy) only when used
         from harness.core.records import CellSpec
         from harness.measure.worker import execute_cell
 

@@ -112,3 +112,23 @@ def test_benchmark_stats_definitions() -> None:
     assert s["ops"] == pytest.approx(1 / 22.0)
     with pytest.raises(ValueError, match="at least one"):
         benchmark_stats([])
+
+
+def test_a_session_stopped_by_ctrl_c_is_saved_as_interrupted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_stop=f"""
+def test_measured(inference_benchmark):
+    inference_benchmark("tabular_mlp", backend="null", scenario="offline", stop={STOP})
+
+def test_ctrl_c():
+    raise KeyboardInterrupt
+"""
+    )
+    res_dir = pytester.path / "res"
+    result = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:cacheprovider", "--harness-results", str(res_dir))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    (run_dir,) = [d for d in res_dir.iterdir() if (d / "run.json").exists()]
+    rec = load_run(run_dir)
+    assert rec.status == "interrupted"
+    assert [c.status for c in rec.cells] == ["ok"]
+    assert rec.environment["profile_id"] == rec.cells[0].profile_id
