@@ -504,9 +504,10 @@ def test_each_side_runs_its_own_code(tmp_path: Path) -> None:
 
 
 def test_the_late_side_is_blamed_for_a_start_timeout(tmp_path: Path) -> None:
-    slow = _side_dir(tmp_path, "slow", 300, load="import time; time.sleep(30)")
+    slow = _side_dir(tmp_path, "slow", 300, load="import time; time.sleep(90)")
     cell = spin_cell().model_copy(update={"backend": "abside:Backend"})
-    opts = FAST.model_copy(update={"start_timeout_s": 8.0})
+    # room for the punctual side to start on a busy host (spawn + imports take seconds there)
+    opts = FAST.model_copy(update={"start_timeout_s": 30.0})
     recs = measure_interleaved(
         [Variant("baseline", cell, (_side_dir(tmp_path, "ok", 300),)), Variant("current", cell, (slow,))],
         [tmp_path / "b", tmp_path / "c"],
