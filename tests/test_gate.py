@@ -498,6 +498,20 @@ def test_run_sets_put_between_run_noise_in_the_interval(tmp_path: Path) -> None:
         gate.compare_run_sets(load(base)[:1], load(same), rules)
 
 
+def test_run_sets_pair_cells_of_older_runs_by_legacy_id(tmp_path: Path) -> None:
+    cell = _cell()
+    old = [make_run(tmp_path, f"o{i}", [(cell, 1.0)], seed=i, legacy_ids=True) for i in range(2)]
+    new = [make_run(tmp_path, f"n{i}", [(cell, 1.5)], seed=10 + i) for i in range(2)]
+    rep = gate.compare_run_sets(
+        [gate.load_run_ref(p) for p in old], [gate.load_run_ref(p) for p in new], gate.parse_rules(["latency_p50:+5%"])
+    )
+    (v,) = rep.verdicts
+    assert v.cell_id == cell.cell_id and v.verdict == "regression" and v.n_baseline == 2
+    other = make_run(tmp_path, "x", [(_cell(model="bert"), 1.0)], seed=20)
+    with pytest.raises(gate.GateError, match="cells differ"):
+        gate.compare_run_sets([gate.load_run_ref(p) for p in (*old, other)], [gate.load_run_ref(p) for p in new])
+
+
 def test_top_level_aliases_match_the_gate_group(tmp_path: Path, runs) -> None:
     """`harness compare`, `harness baseline`, `harness report` are the gate's commands."""
     import importlib

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.analysis.gate import GateError, compare_runs, to_markdown
+from harness.analysis.gate import GateError, compare_runs, match_cells, to_markdown
 from harness.core.records import CellRecord, query_latency_ms
 from harness.store.refs import LoadedRun
 from harness.store.results import ResultsError
@@ -81,6 +81,12 @@ def _ok_cells(run: LoadedRun) -> list[CellRecord]:
 def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     plt = _plt()
     cells = [c for c in _ok_cells(run) if c.raw_file]
+    # the baseline cell of each cell, by id or (older baselines) legacy id, as the gate pairs them
+    partner = (
+        {}
+        if baseline is None
+        else {p.current.cell_id: p.baseline for p in match_cells(baseline.record.cells, run.record.cells).pairs}
+    )
     figs = []
     for start in range(0, len(cells), MAX_CDF_CELLS):
         chunk = cells[start : start + MAX_CDF_CELLS]
@@ -94,8 +100,9 @@ def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
             s = np.sort(lat)
             ax.step(s, np.arange(1, s.size + 1) / s.size, where="post", color=color, label=c.cell_id)
             drew = True
-            if baseline is not None and any(b.cell_id == c.cell_id and b.status == "ok" for b in baseline.record.cells):
-                bl = _latencies_ms(baseline, c.cell_id)
+            b = partner.get(c.cell_id)
+            if baseline is not None and b is not None and b.status == "ok":
+                bl = _latencies_ms(baseline, b.cell_id)
                 if bl is not None and bl.size:
                     sb = np.sort(bl)
                     ax.step(sb, np.arange(1, sb.size + 1) / sb.size, where="post", color=color, ls="--", alpha=0.7)

@@ -300,7 +300,8 @@ def compare_run_sets(
 
     Per cell and rule, each run contributes one value, its statistic; the effect is the ratio
     of geometric means, its interval a Welch t interval on the log values at ``1 - alpha`` and
-    the test Welch's t-test, Holm-corrected across cells x metrics. Unlike
+    the test Welch's t-test, Holm-corrected across cells x metrics. Cells pair across runs by
+    id, or by legacy id in runs written before the stop rule was part of cell ids. Unlike
     :func:`compare_runs`, the noise *between* runs is in the interval, so the threshold need
     not absorb it. Cells must be ``ok`` in every run.
     """
@@ -308,26 +309,33 @@ def compare_run_sets(
     if len(baselines) < 2 or len(currents) < 2:
         raise GateError("a run-set comparison needs at least 2 baseline and 2 current runs")
     runs = list(baselines) + list(currents)
-    ids = [c.cell_id for c in runs[0].record.cells]
-    for r in runs[1:]:
-        if r.record.schema_version != runs[0].record.schema_version:
+    ref = runs[0]
+    ids = [c.cell_id for c in ref.record.cells]
+    # each run's id for every cell of the first run: the same id, or the legacy one in older runs
+    local: dict[int, dict[str, str]] = {}
+    for r in runs:
+        if r.record.schema_version != ref.record.schema_version:
             raise GateError(f"schema mismatch: {r.path} has schema_version {r.record.schema_version}")
-        other = [c.cell_id for c in r.record.cells]
-        if set(other) != set(ids):
-            raise GateError(f"{r.path}: cells differ from {runs[0].path}: {sorted(set(other) ^ set(ids))}")
+        match = match_cells(ref.record.cells, r.record.cells)
+        if match.only_baseline or match.only_current:
+            raise GateError(
+                f"{r.path}: cells differ from {ref.path}: {sorted(match.only_baseline + match.only_current)}"
+            )
+        local[id(r)] = {p.baseline.cell_id: p.current.cell_id for p in match.pairs}
 
     def label(rs: Sequence[LoadedRun]) -> str:
         return ",".join(str(r.label or r.path) for r in rs)
 
     report = GateReport(label(baselines), label(currents), [str(r) for r in rules], alpha)
     pending: list[MetricVerdict] = []
-    for cid in ids:
-        bad = [str(r.path) for r in runs if r.record.cell(cid).status != "ok"]
+    for ref_id in ids:
+        cid = local[id(currents[0])][ref_id]  # verdicts name the cell as the current runs do
+        bad = [str(r.path) for r in runs if r.record.cell(local[id(r)][ref_id]).status != "ok"]
         if bad:
             report.notes.append(f"{cid}: not ok in {', '.join(bad)}; not compared")
             continue
-        scenario = runs[0].record.cell(cid).spec.scenario
-        raws = {id(r): read_raw(r, cid) for r in runs}
+        scenario = ref.record.cell(ref_id).spec.scenario
+        raws = {id(r): read_raw(r, local[id(r)][ref_id]) for r in runs}
         for rule in rules:
             m = rule.metric
             if not m.applies_to(scenario):
