@@ -187,7 +187,7 @@ def _common(
     kept = int(rows["query_id"].size)
     queries = {
         "query_id": rows["query_id"],
-        "batch_size": np.full(kept, batch_size, dtype=np.int64),
+        "batch_size": np.full(kept, batch_size, dtype=np.int32),  # int32: 8 MB less at the row cap
         "scheduled_ns": rows["issued_ns"],
         "issued_ns": rows["issued_ns"],
         "completed_ns": rows["completed_ns"],
