@@ -134,7 +134,7 @@ def test_torch_cuda_instances_use_their_own_stream_and_event() -> None:
         seen.append((threading.get_ident(), torch.cuda.current()))
         return args[0], torch.cuda.current()
 
-    b = TorchBackend()
+    b: Any = TorchBackend()  # fakes stand in for the torch module
     b._torch, b._module, b._cuda, b.device = torch, module, True, "cuda:0"
     b._lanes = InstancePool(b._new_lane)
 
@@ -158,7 +158,7 @@ def test_torch_cuda_instances_use_their_own_stream_and_event() -> None:
 
 def test_torch_cpu_path_uses_no_stream() -> None:
     torch = fake_torch()
-    b = TorchBackend()
+    b: Any = TorchBackend()  # fakes stand in for the torch module
     b._torch, b._module, b._cuda, b.device = torch, lambda x: ("out", torch.cuda.current()), False, "cpu"
     b._lanes = InstancePool(b._new_lane)
     assert b.infer((1,)) == ("out", None) and b._lanes.created == 0

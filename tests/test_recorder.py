@@ -217,7 +217,7 @@ STOP = {"min_duration_s": 0.0, "min_queries": 6_000, "max_queries": 6_000, "warm
 
 
 def test_single_stream_past_the_cap_reports_histogram_percentiles() -> None:
-    o = SingleStreamOptions(raw_rows_cap=1_000, stop=STOP)
+    o = SingleStreamOptions.model_validate({"raw_rows_cap": 1_000, "stop": STOP})
     res = SingleStreamScenario(o).run(Ctx())
     info = res.extra["raw_rows"]
     assert info["total_rows"] == 6_000 and info["exact_rows"] == 1_000 and info["overflowed"]
@@ -226,12 +226,13 @@ def test_single_stream_past_the_cap_reports_histogram_percentiles() -> None:
     assert {v.size for v in res.queries.values()} == {kept}
     assert "HDR histogram" in res.metrics["latency_p90"].method
     assert res.validity["early_stopping_met"] and "HDR" in res.metrics["latency_early_stop"].method
-    assert res.metrics["queries_per_s"].value > 0
+    qps = res.metrics["queries_per_s"].value
+    assert qps is not None and qps > 0
     assert len(res.extra["window_throughput"]) == 10
 
 
 def test_offline_below_the_cap_keeps_every_row() -> None:
-    o = ClosedOptions(raw_rows_cap=10_000, stop=STOP, batch_size=4)
+    o = ClosedOptions.model_validate({"raw_rows_cap": 10_000, "stop": STOP, "batch_size": 4})
     res = OfflineScenario(o).run(Ctx())
     q = res.queries
     assert q["query_id"].size == 6_000 and "row_weight" not in q
@@ -258,7 +259,8 @@ def test_online_scenario_bounds_its_written_rows() -> None:
     from harness.measure.scenarios.online import OnlineOptions, OnlineScenario
 
     stop = {"min_duration_s": 0.2, "min_queries": 100, "max_duration_s": 20, "warmup_s": 0.0, "warmup_queries": 3}
-    res = OnlineScenario(OnlineOptions(target_qps=2_000.0, raw_rows_cap=150, stop=stop)).run(Ctx())
+    o = OnlineOptions.model_validate({"target_qps": 2_000.0, "raw_rows_cap": 150, "stop": stop})
+    res = OnlineScenario(o).run(Ctx())
     info = res.extra["raw_rows"]
     assert info["total_rows"] == 400 and info["exact_rows"] == 150 and info["overflowed"]
     assert res.queries["query_id"].size == 150 + info["reservoir_rows"]
