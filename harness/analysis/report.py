@@ -119,11 +119,33 @@ def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     return figs
 
 
-def _metric(c: CellRecord, name: str) -> tuple[float | None, str]:
+class _Bar(NamedTuple):
+    """A cell's value of one metric (None when it lacks it) and its provenance."""
+
+    value: float | None
+    provenance: str
+
+    @property
+    def measured(self) -> bool:
+        return self.provenance.startswith("measured")
+
+
+class _BatchPoint(NamedTuple):
+    batch_size: int
+    throughput: float  # samples/s
+
+
+class _QpsPoint(NamedTuple):
+    offered_qps: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def _metric(c: CellRecord, name: str) -> _Bar:
     m = c.metrics.get(name)
     if m is None or m.value is None:
-        return None, ""
-    return float(m.value), m.provenance
+        return _Bar(None, "")
+    return _Bar(float(m.value), m.provenance)
 
 
 def _group_key(c: CellRecord) -> str:
@@ -134,15 +156,15 @@ def _group_key(c: CellRecord) -> str:
 def _throughput_vs_batch(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     plt = _plt()
 
-    def series(r: LoadedRun) -> dict[str, list[tuple[int, float]]]:
-        out: dict[str, list[tuple[int, float]]] = {}
+    def series(r: LoadedRun) -> dict[str, list[_BatchPoint]]:
+        out: dict[str, list[_BatchPoint]] = {}
         for c in _ok_cells(r):
             if c.spec.scenario != "offline":
                 continue
-            v, _ = _metric(c, "throughput")
+            v = _metric(c, "throughput").value
             if v is None:
                 continue
-            out.setdefault(_group_key(c), []).append((c.spec.batch_size, v))
+            out.setdefault(_group_key(c), []).append(_BatchPoint(c.spec.batch_size, v))
         return out
 
     cur = series(run)
@@ -152,10 +174,10 @@ def _throughput_vs_batch(run: LoadedRun, baseline: LoadedRun | None) -> list[_Fi
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, (k, pts) in enumerate(sorted(cur.items())):
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i % 10}", label=k)
+        ax.plot([p.batch_size for p in pts], [p.throughput for p in pts], "o-", color=f"C{i % 10}", label=k)
         if k in base:
             bp = sorted(base[k])
-            ax.plot([p[0] for p in bp], [p[1] for p in bp], "o--", color=f"C{i % 10}", alpha=0.6)
+            ax.plot([p.batch_size for p in bp], [p.throughput for p in bp], "o--", color=f"C{i % 10}", alpha=0.6)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size")
     ax.set_ylabel("throughput (samples/s)")
@@ -168,13 +190,14 @@ def _throughput_vs_batch(run: LoadedRun, baseline: LoadedRun | None) -> list[_Fi
 def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     plt = _plt()
 
-    def series(r: LoadedRun) -> dict[str, list[tuple[float, float | None, float | None]]]:
-        out: dict[str, list[tuple[float, float | None, float | None]]] = {}
+    def series(r: LoadedRun) -> dict[str, list[_QpsPoint]]:
+        out: dict[str, list[_QpsPoint]] = {}
         for c in _ok_cells(r):
-            q, _ = _metric(c, "offered_qps")
+            q = _metric(c, "offered_qps").value
             if q is None:
                 continue
-            out.setdefault(_group_key(c), []).append((q, _metric(c, "latency_p50")[0], _metric(c, "latency_p99")[0]))
+            point = _QpsPoint(q, _metric(c, "latency_p50").value, _metric(c, "latency_p99").value)
+            out.setdefault(_group_key(c), []).append(point)
         return out
 
     cur = series(run)
@@ -183,13 +206,13 @@ def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]
     base = series(baseline) if baseline is not None else {}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, (k, pts) in enumerate(sorted(cur.items())):
-        pts.sort()
+        pts.sort(key=lambda p: p.offered_qps)
         col = f"C{i % 10}"
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], "o-", color=col, label=f"{k} p99")
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "s:", color=col, alpha=0.7, label=f"{k} p50")
+        ax.plot([p.offered_qps for p in pts], [p.p99_ms for p in pts], "o-", color=col, label=f"{k} p99")
+        ax.plot([p.offered_qps for p in pts], [p.p50_ms for p in pts], "s:", color=col, alpha=0.7, label=f"{k} p50")
         if k in base:
-            bp = sorted(base[k])
-            ax.plot([p[0] for p in bp], [p[2] for p in bp], "o--", color=col, alpha=0.5)
+            bp = sorted(base[k], key=lambda p: p.offered_qps)
+            ax.plot([p.offered_qps for p in bp], [p.p99_ms for p in bp], "o--", color=col, alpha=0.5)
     ax.set_yscale("log")
     ax.set_xlabel("offered load (queries/s)")
     ax.set_ylabel("latency (ms)")
@@ -197,17 +220,6 @@ def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]
     ax.legend(fontsize=7)
     cap = "online scenario, measured" + ("; dashed = baseline p99" if baseline is not None else "")
     return [_Figure("latency_vs_qps", "Latency vs offered load", _png(fig), cap)]
-
-
-class _Bar(NamedTuple):
-    """One bar of the energy/cost plot: a value (None when the cell lacks it) and its provenance."""
-
-    value: float | None
-    provenance: str
-
-    @property
-    def measured(self) -> bool:
-        return self.provenance.startswith("measured")
 
 
 class _CostRow(NamedTuple):
@@ -220,7 +232,7 @@ def _energy_cost(run: LoadedRun) -> list[_Figure]:
     plt = _plt()
     rows: list[_CostRow] = []
     for c in _ok_cells(run):
-        e, u = _Bar(*_metric(c, "energy_per_inference_j")), _Bar(*_metric(c, "usd_per_1m_inferences"))
+        e, u = _metric(c, "energy_per_inference_j"), _metric(c, "usd_per_1m_inferences")
         if e.value is not None or u.value is not None:
             rows.append(_CostRow(c.cell_id, e, u))
     if not rows:
@@ -278,8 +290,8 @@ def _cell_rows(run: LoadedRun) -> tuple[list[str], list[list[str]]]:
             return f"{m.value:.4g}{ci}"
 
         def prov(name: str) -> str:
-            v, p = _metric(c, name)
-            return "-" if v is None else f"{v:.4g} ({p.split(':')[0]})"
+            bar = _metric(c, name)
+            return "-" if bar.value is None else f"{bar.value:.4g} ({bar.provenance.split(':')[0]})"
 
         valid = (
             "-"
@@ -291,7 +303,7 @@ def _cell_rows(run: LoadedRun) -> tuple[list[str], list[list[str]]]:
                 c.cell_id,
                 c.status + (f": {c.error[:80]}" if c.error else ""),
                 valid,
-                _fmt(_metric(c, "throughput")[0]),
+                _fmt(_metric(c, "throughput").value),
                 lat("latency_p50"),
                 lat("latency_p99"),
                 prov("energy_per_inference_j"),

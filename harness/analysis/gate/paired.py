@@ -41,6 +41,7 @@ significant after correction *and* the interval must clear the threshold.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,7 @@ from harness.core.records import latency_ns
 __all__ = [
     "BURST_RATIO",
     "MIN_BLOCKS",
+    "MedianInterval",
     "N_BOOTSTRAP",
     "block_values",
     "compare_paired",
@@ -92,15 +94,23 @@ def sign_rank_k(n: int, alpha: float) -> int:
     return k
 
 
-def median_interval(d: np.ndarray, alpha: float) -> tuple[float, float, float]:
-    """(median, low, high) of ``d`` at ``1 - alpha`` by the sign-test interval; the bounds are
+class MedianInterval(NamedTuple):
+    """The median of paired log ratios and its interval (log scale)."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def median_interval(d: np.ndarray, alpha: float) -> MedianInterval:
+    """Median of ``d`` and its interval at ``1 - alpha`` by the sign test; the bounds are
     infinite when there are too few values for that confidence."""
     s = np.sort(np.asarray(d, dtype=float))
     est = float(np.median(s))
     k = sign_rank_k(s.size, alpha)
     if k < 1:
-        return est, -math.inf, math.inf
-    return est, float(s[k - 1]), float(s[s.size - k])
+        return MedianInterval(est, -math.inf, math.inf)
+    return MedianInterval(est, float(s[k - 1]), float(s[s.size - k]))
 
 
 def pooled_value(raw: pd.DataFrame, metric: GateMetric, rounds: list[int] | None = None) -> float:
@@ -113,16 +123,22 @@ def pooled_value(raw: pd.DataFrame, metric: GateMetric, rounds: list[int] | None
     return float(_pooled(metric, _RoundPool(raw, keys), np.ones((1, len(keys))))[0])
 
 
-def _paired_rounds(braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric) -> tuple[list[int], np.ndarray]:
-    """The rounds both runs measured with positive block values, and their ``d_k``."""
+class _PairedRounds(NamedTuple):
+    """The rounds both runs measured with positive block values (sorted) and their ``d_k``."""
+
+    keys: list[int]
+    log_ratios: np.ndarray
+
+
+def _paired_rounds(braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric) -> _PairedRounds:
     b, c = block_values(braw, metric), block_values(craw, metric)
     keys = sorted(k for k in set(b) & set(c) if b[k] > 0 and c[k] > 0)
-    return keys, np.array([math.log(c[k] / b[k]) for k in keys], dtype=float)
+    return _PairedRounds(keys, np.array([math.log(c[k] / b[k]) for k in keys], dtype=float))
 
 
 def paired_log_ratios(braw: pd.DataFrame, craw: pd.DataFrame, metric: GateMetric) -> np.ndarray:
     """``log(current_k / baseline_k)`` over the rounds both runs measured with positive values."""
-    return _paired_rounds(braw, craw, metric)[1]
+    return _paired_rounds(braw, craw, metric).log_ratios
 
 
 class _RoundPool:
