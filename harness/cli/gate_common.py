@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.analysis.gate import (
     DEFAULT_RULES,
@@ -32,6 +33,7 @@ FORMAT_HELP = "stdout format: " + ", ".join(FORMATS)
 
 
 def fail(msg: str) -> typer.Exit:
+    """Print ``msg`` as an error and return the exit (code 2) to raise."""
     err.print(f"[red]error:[/] {msg}")
     return typer.Exit(EXIT_ERROR)
 
@@ -47,23 +49,26 @@ def rules_or_exit(texts: Iterable[str] | None) -> list[Rule]:
             raise fail(str(exc)) from None
     for w in caught:
         if issubclass(w.category, DeprecationWarning):
-            err.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return rules
 
 
 def check_format(fmt: str) -> None:
+    """Exit 2 unless ``fmt`` is one of :data:`harness.analysis.gate.FORMATS`."""
     if fmt not in FORMATS:
         raise fail(f"unknown --format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
 def check_alpha(alpha: float) -> None:
+    """Exit 2 unless ``alpha`` lies in (0, 1)."""
     if not 0 < alpha < 1:
         raise fail(f"--alpha must be in (0, 1), got {alpha}")
 
 
 def emit(report: GateReport, fmt: str, markdown: Path | None, junit: Path | None, json_out: Path | None) -> None:
+    """Print ``report`` in ``fmt``; also write Markdown (appended), JUnit and JSON where paths are given."""
     if fmt == "table":
         console.print(to_rich_table(report))
         for n in report.notes:
