@@ -81,12 +81,9 @@ def _ok_cells(run: LoadedRun) -> list[CellRecord]:
 def _cdf_figures(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]:
     plt = _plt()
     cells = [c for c in _ok_cells(run) if c.raw_file]
-    # the baseline cell of each cell, by id or (older baselines) legacy id, as the gate pairs them
-    partner = (
-        {}
-        if baseline is None
-        else {p.current.cell_id: p.baseline for p in match_cells(baseline.record.cells, run.record.cells).pairs}
-    )
+    # the baseline cell of each cell as the gate pairs them: by id, or legacy id for older baselines
+    pairs = match_cells(baseline.record.cells, run.record.cells).pairs if baseline is not None else []
+    partner = {p.current.cell_id: p.baseline for p in pairs}
     figs = []
     for start in range(0, len(cells), MAX_CDF_CELLS):
         chunk = cells[start : start + MAX_CDF_CELLS]
@@ -222,25 +219,16 @@ def _latency_vs_qps(run: LoadedRun, baseline: LoadedRun | None) -> list[_Figure]
     return [_Figure("latency_vs_qps", "Latency vs offered load", _png(fig), cap)]
 
 
-class _CostRow(NamedTuple):
-    cell_id: str
-    energy_per_inference_j: _Bar
-    usd_per_1m_inferences: _Bar
-
-
 def _energy_cost(run: LoadedRun) -> list[_Figure]:
     plt = _plt()
-    rows: list[_CostRow] = []
-    for c in _ok_cells(run):
-        e, u = _metric(c, "energy_per_inference_j"), _metric(c, "usd_per_1m_inferences")
-        if e.value is not None or u.value is not None:
-            rows.append(_CostRow(c.cell_id, e, u))
+    names = {"energy_per_inference_j": "energy per inference (J)", "usd_per_1m_inferences": "USD per 1M inferences"}
+    rows = [c for c in _ok_cells(run) if any(_metric(c, n).value is not None for n in names)]
     if not rows:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.5), sharey=True)
     y = np.arange(len(rows))
-    for ax, field_name, label in zip(axes, _CostRow._fields[1:], ("energy per inference (J)", "USD per 1M inferences")):
-        cells: list[_Bar] = [getattr(r, field_name) for r in rows]
+    for ax, (name, label) in zip(axes, names.items()):
+        cells = [_metric(c, name) for c in rows]
         vals = [x.value if x.value is not None else 0.0 for x in cells]
         bars = ax.barh(y, vals, color=["C0" if x.measured else "C1" for x in cells])
         for b, x in zip(bars, cells):
