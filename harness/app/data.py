@@ -110,15 +110,18 @@ def store_signature(root: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def cell_key(run_id: str, cell_id: str) -> str:
+    """The key addressing a cell across runs: ``"<run_id>/<cell_id>"``."""
     return f"{run_id}/{cell_id}"
 
 
 def split_key(key: str) -> tuple[str, str]:
+    """``(run_id, cell_id)`` of a :func:`cell_key`."""
     run_id, _, cell_id = key.partition("/")
     return run_id, cell_id
 
 
 def provenance_kind(provenance: str | None) -> str | None:
+    """The kind of a provenance label (the part before ``:``); None for no label."""
     return None if not provenance else provenance.split(":", 1)[0]
 
 

@@ -77,6 +77,7 @@ def split_rules(text: str) -> list[str]:
 
 
 def history_metrics(runs: Sequence[RunRecord], cell_id: str) -> list[str]:
+    """Every metric name ``cell_id`` has in any run, sorted."""
     names: set[str] = set()
     for r in runs:
         for c in r.cells:

@@ -106,6 +106,7 @@ class RecommendRequest(_Strict):
         return self
 
     def weights(self) -> dict[str, float]:
+        """The objective as weights: a single objective is weight 1 on it."""
         return {self.objective: 1.0} if isinstance(self.objective, str) else dict(self.objective)
 
 
@@ -152,6 +153,7 @@ class Recommendation(BaseModel):
     )
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per ranked profile; each metric as value, ``_low``, ``_high`` and ``__prov`` columns."""
         recs = []
         for r in self.rows:
             d: dict[str, Any] = {
@@ -187,12 +189,15 @@ class Recommendation(BaseModel):
         return pd.DataFrame(recs)
 
     def excluded_frame(self) -> pd.DataFrame:
+        """One row per excluded profile with the reason."""
         return pd.DataFrame([e.model_dump() for e in self.excluded], columns=["profile_id", "reason"])
 
     def to_json(self) -> str:
+        """The whole recommendation (request, rows, exclusions) as JSON."""
         return self.model_dump_json(indent=1)
 
     def to_csv(self, path: str | Path | None = None) -> str:
+        """The ranked rows (:meth:`to_frame`) as CSV text, also written to ``path`` if given."""
         text = self.to_frame().to_csv(index=False)
         if path is not None:
             Path(path).write_text(text)
