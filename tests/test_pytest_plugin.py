@@ -91,7 +91,7 @@ def test_fixture_schema_benchmark_json_and_gate(pytester: pytest.Pytester) -> No
         "--harness-gate",
         "fast",
         "--harness-gate-rule",
-        "median_latency:+10%",
+        "latency_p50:+10%",
     )
     gated.assert_outcomes(passed=3)  # the tests pass; the session fails through the gate
     assert gated.ret == pytest.ExitCode.TESTS_FAILED
