@@ -6,7 +6,11 @@ A run directory ``results/<run_id>/`` holds:
   atomically after every cell so an interrupted run keeps everything it measured;
 * ``raw/<cell_id>.parquet`` -- one row per query: ``query_id``, ``batch_size``,
   ``scheduled_ns``, ``issued_ns``, ``completed_ns`` (+ ``first_token_ns``, ``n_tokens`` for
-  token streams, and scenario-specific columns such as ``deadline_ns``);
+  token streams, and scenario-specific columns such as ``deadline_ns``). Up to the cell's
+  ``raw_rows_cap`` every query has its row; past it the file holds the rows kept exactly plus
+  a seeded uniform reservoir (``row_weight`` = queries each row stands for), and
+  ``CellRecord.extra["raw_rows"]`` says how many rows were not kept and the percentile error
+  bound of the HDR histogram the metrics then come from;
 * ``raw/<cell_id>.tokens.parquet`` -- for token streams, one row per token
   (``query_id``, ``index``, ``t_ns``).
 
