@@ -467,8 +467,8 @@ def test_first_dispatch_matches_stepping_through_time(
     got = first_dispatch(policy, arr, head, seen, now)
     want = _brute_first_dispatch(policy, arr, head, now)
     assert (got[0] if got else None) == want
-    if got and got[1] >= 0:  # the arrival it names is the first one at that time, not yet queued
-        assert arr[got[1]] == got[0] and got[1] >= seen and (got[1] == 0 or arr[got[1] - 1] < got[0])
+    if got and got[1] >= 0:  # the arrival it names is the first one at that time not yet queued
+        assert arr[got[1]] == got[0] and got[1] >= seen and (got[1] == seen or arr[got[1] - 1] < got[0])
 
 
 class Recorder(NullBackend):

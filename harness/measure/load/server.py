@@ -168,49 +168,55 @@ def run_schedule(
     cond = threading.Condition(threading.Lock())
     ready = threading.Barrier(instances + 1)
     go = threading.Event()
-    # shared state, guarded by cond: [head, seen, leader held, stop]
-    st = {"head": 0, "seen": 0, "leader": False, "stop": False}
+    # shared state, guarded by cond
+    head = 0  # first query not claimed yet
+    seen = 0  # queries with arrival <= the leader's last look
+    leader = False  # an idle instance holds the lead
+    stop = False  # the run is over (all claimed, deadline passed, or an error)
+    followers = 0  # idle instances waiting for the lead
     arr: list[int] = []
-    limit: list[int | None] = [None]
+    limit: int | None = None
     batches: list[tuple[int, int, int, int, int]] = []  # (first, end, dispatch, completed, instance)
     marks: list[tuple[int, int, int]] = []  # (first, end, seen): queries a blocked leader woke for
     errors: list[BaseException] = []
     slack_set = [False] * instances
     decide = policy.decide
 
-    def lead() -> tuple[int, int] | None:
-        """As leader (lock held): claim a batch, or block until the policy would dispatch.
+    def claim() -> tuple[int, int] | None:
+        """Lock held, lead taken: claim a batch, or block until the policy would dispatch.
 
-        Returns the claimed ``(first, end)`` range (lead handed over), or None when the run is over."""
+        Returns the claimed ``(first, end)`` range (lead released, one follower woken), or None
+        when the run is over."""
+        nonlocal head, seen, leader, stop
         while True:
-            if st["stop"]:
+            if stop:
                 return None
             now = clock()
-            lim = limit[0]
-            if lim is not None and now >= lim:
-                st["stop"] = True  # drop what is still queued; running batches finish
+            if limit is not None and now >= limit:
+                stop = True  # drop what is still queued; running batches finish
                 cond.notify_all()
                 return None
-            head, s = st["head"], st["seen"]
+            h, s = head, seen
             while s < n and arr[s] <= now:
                 s += 1
-            st["seen"] = s
-            if s > head:
-                d = decide(s - head, arr[head], now)
-                if isinstance(d, Dispatch):
-                    st["head"] = head + d.size
-                    st["leader"] = False
-                    cond.notify()  # one follower takes the lead
-                    return head, head + d.size
-            nxt = first_dispatch(policy, arr, head, s, now)
+            seen = s
+            if s > h:
+                d = decide(s - h, arr[h], now)
+                if d.__class__ is Dispatch:
+                    head = h + d.size
+                    leader = False
+                    if followers:
+                        cond.notify()  # one follower takes the lead
+                    return h, head
+            nxt = first_dispatch(policy, arr, h, s, now)
             if nxt is None:  # nothing queued, nothing left to arrive
-                st["stop"] = True
+                stop = True
                 cond.notify_all()
                 return None
             target, idx = nxt
             block_to = min(target, now + MAX_BLOCK_NS)
-            if lim is not None:
-                block_to = min(block_to, lim)
+            if limit is not None:
+                block_to = min(block_to, limit)
             cond.release()
             try:
                 woke = sleep_until_ns(block_to, clock)
@@ -223,6 +229,7 @@ def run_schedule(
                 marks.append((idx, end, woke))
 
     def instance(inst: int) -> None:
+        nonlocal leader, stop, followers
         slack_set[inst] = precise_timer_slack()
         counters = dict.fromkeys(pools, 0)
         try:
@@ -235,33 +242,38 @@ def run_schedule(
         go.wait()
         if errors:
             return
+        acquire, release, wait = cond.acquire, cond.release, cond.wait
+        append = batches.append
         try:
             while True:
-                with cond:
-                    while st["leader"] and not st["stop"]:
-                        cond.wait()
-                    if st["stop"]:
-                        return
-                    st["leader"] = True
-                    claimed = lead()
+                acquire()
+                try:
+                    while leader and not stop:
+                        followers += 1
+                        wait()
+                        followers -= 1
+                    leader = True
+                    claimed = claim()
                     if claimed is None:
-                        st["leader"] = False
+                        leader = False
                         return
+                finally:
+                    release()
                 first, end = claimed
                 k = end - first
-                pool = pools[k]
                 c = counters[k]
                 counters[k] = c + 1
+                pool = pools[k]
                 b = pool[c % len(pool)]
                 ts = clock()
                 infer(b)
                 te = clock()
-                batches.append((first, end, ts, te, inst))
+                append((first, end, ts, te, inst))
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
             with cond:
-                st["stop"] = True
-                st["leader"] = False
+                stop = True
+                leader = False
                 cond.notify_all()
 
     threads = [
@@ -272,18 +284,18 @@ def run_schedule(
     ready.wait()
     start = clock() + LEAD_NS
     arr.extend((offsets + start).tolist())
-    limit[0] = None if deadline_ns is None else start + deadline_ns
+    limit = None if deadline_ns is None else start + deadline_ns
     go.set()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
     arrivals = offsets + start
-    seen = arrivals.copy()
+    seen_ns = arrivals.copy()
     if marks:  # ranges never overlap: a leader plans past everything it has seen
         m = np.asarray(marks, dtype=np.int64)
         pos, owner = _expand(m[:, 0], m[:, 1])
-        seen[pos] = np.maximum(arrivals[pos], m[owner, 2])
+        seen_ns[pos] = np.maximum(arrivals[pos], m[owner, 2])
     dispatch = np.zeros(n, dtype=np.int64)
     completed = np.zeros(n, dtype=np.int64)
     bsize = np.zeros(n, dtype=np.int64)
@@ -295,4 +307,4 @@ def run_schedule(
         completed[pos] = b[owner, 3]
         bsize[pos] = (b[:, 1] - b[:, 0])[owner]
         inst_of[pos] = b[owner, 4]
-    return ServedSchedule(start, arrivals, seen, dispatch, completed, bsize, inst_of, warm_sizes, all(slack_set))
+    return ServedSchedule(start, arrivals, seen_ns, dispatch, completed, bsize, inst_of, warm_sizes, all(slack_set))
