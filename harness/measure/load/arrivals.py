@@ -163,7 +163,8 @@ def load_trace(path: str | Path) -> np.ndarray:
     if not values:
         raise TraceError(f"{p}: no timestamps found")
     arr = np.asarray(values, dtype=np.float64)
-    return np.round((arr - arr[0]) * scale).astype(np.int64)
+    out: np.ndarray = np.round((arr - arr[0]) * scale).astype(np.int64)
+    return out
 
 
 def _is_number(s: str) -> bool:
