@@ -66,7 +66,7 @@ class BackendUnavailable(RuntimeError):
 
 
 class Backend(ABC):
-    """Abstract backend. Register concrete classes under the ``harness.measure.backends`` entry point."""
+    """Abstract backend. Register concrete classes under the ``harness.backends`` entry point."""
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.metrics import Metric
 from harness.core.stop import StopRule
-from harness.measure.load.recorder import RowRecorder
+from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, RowRecorder
 
 
 class ScenarioOptions(BaseModel):
@@ -37,6 +37,17 @@ class ScenarioOptions(BaseModel):
 
     batch_size: int = Field(1, ge=1, description="samples per query")
     stop: StopRule = Field(default_factory=StopRule)  # type: ignore[arg-type]
+
+
+class BoundedRowsOptions(ScenarioOptions):
+    """Options of the scenarios whose raw per-query rows are bounded (closed loop, online, sensor)."""
+
+    raw_rows_cap: int = Field(
+        DEFAULT_RAW_ROWS_CAP,
+        ge=1,
+        description="raw per-query rows written exactly; past it the first rows plus a seeded uniform "
+        "reservoir (closed loop: metrics from an HDR histogram; open loop: metrics use every row)",
+    )
 
 
 @dataclass
@@ -78,7 +89,7 @@ class CellContext(ABC):
 
 
 class Scenario(ABC):
-    """A load pattern. Register under the ``harness.measure.scenarios`` entry point."""
+    """A load pattern. Register under the ``harness.scenarios`` entry point."""
 
     name: ClassVar[str]
     Options: ClassVar[type[ScenarioOptions]] = ScenarioOptions

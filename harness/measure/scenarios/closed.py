@@ -25,8 +25,9 @@ from harness.core import batch_means, stats
 from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.core.stop import StopRule
-from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, RowRecorder
+from harness.measure.load.recorder import RowRecorder
 from harness.measure.scenarios.base import (
+    BoundedRowsOptions,
     CellContext,
     Scenario,
     ScenarioOptions,
@@ -234,15 +235,8 @@ def _window(rec: RowRecorder) -> tuple[int, int] | None:
     return int(rec.first_row()["issued_ns"]), int(rec.last_row()["completed_ns"])
 
 
-class ClosedOptions(ScenarioOptions):
+class ClosedOptions(BoundedRowsOptions):
     """Options shared by the closed-loop scenarios."""
-
-    raw_rows_cap: int = Field(
-        DEFAULT_RAW_ROWS_CAP,
-        ge=1,
-        description="raw per-query rows kept exactly; past it an HDR latency histogram and a uniform "
-        "reservoir of rows (harness.measure.load.recorder) keep memory and disk bounded",
-    )
 
 
 class OfflineScenario(Scenario):

@@ -44,10 +44,10 @@ from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load import arrivals
 from harness.measure.load.batching import DynamicBatcher
-from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, bounded_columns
+from harness.measure.load.recorder import bounded_columns
 from harness.measure.load.server import LEAD_NS as LEAD_NS  # the first arrival's lead; re-exported
 from harness.measure.load.server import placement, run_schedule
-from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
+from harness.measure.scenarios.base import BoundedRowsOptions, CellContext, Scenario, ScenarioOptions, ScenarioResult
 
 #: a query issued more than this late counts as "late" for the generator check
 LATE_NS = 1_000_000
@@ -58,7 +58,7 @@ LATE_FRACTION = 0.01
 SWITCH_INTERVAL_S = 1e-4
 
 
-class OnlineOptions(ScenarioOptions):
+class OnlineOptions(BoundedRowsOptions):
     """Options of the ``online`` scenario (a suite cell's ``scenario_options``)."""
 
     target_qps: float = Field(100.0, gt=0, description="offered load: mean arrival rate (queries/s)")
@@ -75,12 +75,6 @@ class OnlineOptions(ScenarioOptions):
     slo_ms: float | None = Field(None, gt=0, description="latency SLO for goodput and pass/fail (ms)")
     target_percentile: float = Field(0.99, gt=0, lt=1, description="percentile the SLO applies to")
     confidence: float = Field(0.99, gt=0, lt=1, description="MLPerf early-stopping confidence")
-    raw_rows_cap: int = Field(
-        DEFAULT_RAW_ROWS_CAP,
-        ge=1,
-        description="raw rows written exactly; past it the first rows plus a uniform reservoir "
-        "(metrics always use every row)",
-    )
 
     @model_validator(mode="after")
     def _check(self) -> OnlineOptions:

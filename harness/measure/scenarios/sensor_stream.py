@@ -33,8 +33,8 @@ from pydantic import Field, model_validator
 from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
-from harness.measure.load.recorder import DEFAULT_RAW_ROWS_CAP, bounded_columns
-from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
+from harness.measure.load.recorder import bounded_columns
+from harness.measure.scenarios.base import BoundedRowsOptions, CellContext, Scenario, ScenarioOptions, ScenarioResult
 from harness.measure.scenarios.online import (
     LATE_FRACTION,
     LATE_NS,
@@ -45,7 +45,7 @@ from harness.measure.scenarios.online import (
 )
 
 
-class SensorStreamOptions(ScenarioOptions):
+class SensorStreamOptions(BoundedRowsOptions):
     """Options of the ``sensor-stream`` scenario."""
 
     streams: int = Field(4, ge=1, description="number of independent sensor streams (K)")
@@ -59,12 +59,6 @@ class SensorStreamOptions(ScenarioOptions):
     alpha: float = Field(0.01, gt=0, lt=0.5, description="significance level of the backlog-growth test")
     min_growth_fraction: float = Field(
         0.01, ge=0, description="smallest backlog growth (fraction of the offered item rate) that counts"
-    )
-    raw_rows_cap: int = Field(
-        DEFAULT_RAW_ROWS_CAP,
-        ge=1,
-        description="raw rows written exactly; past it the first rows plus a uniform reservoir "
-        "(metrics always use every row)",
     )
 
     @model_validator(mode="after")
