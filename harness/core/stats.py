@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import betainc
-from scipy.stats import binom, bootstrap
 
 PercentileMethod = Literal["loadgen", "nearest-rank-perf-analyzer", "linear"]
 PERCENTILE_METHODS: tuple[str, ...] = ("loadgen", "nearest-rank-perf-analyzer", "linear")
@@ -184,6 +182,9 @@ def order_statistic_bootstrap_cdf(sorted_values: np.ndarray, k: int) -> np.ndarr
     ``cdf[j] = P(sorted*[k] <= sorted[j])`` over resamples (with replacement) of size ``n``;
     ties are handled by counting all values ``<= sorted[j]``.
     """
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import binom
+
     n = sorted_values.size
     counts = np.searchsorted(sorted_values, sorted_values, side="right")  # #{x <= x_(j)}
     # P(#{x* <= x_(j)} >= k + 1) with #{...} ~ Binomial(n, counts/n)
@@ -242,6 +243,9 @@ def bootstrap_ci(
 
     A sample of one value (or of identical values) gives ``(v, v)``.
     """
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import bootstrap
+
     a = _as_1d(values).astype(float)
     _check_confidence(confidence)
     if a.size == 0:
@@ -285,6 +289,9 @@ def bootstrap_ci(
 def _criterion(h: Any, t: Any, p: float) -> Any:
     """``I_p(h, t + 1)``: probability of seeing >= h of h + t queries under the bound if the
     true fraction under the bound were exactly ``p``."""
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.special import betainc
+
     return betainc(h, np.asarray(t) + 1.0, p)
 
 

@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sst
 
 from harness.analysis.gate.matching import CellPair, match_cells, same_spec
 from harness.analysis.gate.paired import compare_paired
@@ -305,6 +304,9 @@ def compare_run_sets(
     :func:`compare_runs`, the noise *between* runs is in the interval, so the threshold need
     not absorb it. Cells must be ``ok`` in every run.
     """
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy import stats as sst
+
     rules = list(rules) if rules is not None else parse_rules(None)
     if len(baselines) < 2 or len(currents) < 2:
         raise GateError("a run-set comparison needs at least 2 baseline and 2 current runs")

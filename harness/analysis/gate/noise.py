@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from harness.analysis.gate.compare import GateReport
 from harness.analysis.gate.rules import GateError, GateMetric
@@ -58,6 +57,9 @@ def noise_from_runs(
     alpha: float = 0.01,
 ) -> list[NoiseRow]:
     """Per cell x metric noise over ``runs`` of the same cells (see :class:`NoiseRow`)."""
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import norm
+
     if len(runs) < 2:
         raise GateError("noise calibration needs at least 2 runs of the same cells")
     if not (0 < false_alarm_rate < 1):
@@ -114,6 +116,9 @@ def noise_from_ab_reports(reports: Sequence[GateReport], false_alarm_rate: float
     already a difference of two sides, hence no ``sqrt(2)``); ``false_alarms`` counts
     comparisons whose verdict was regression or improvement (either is a false alarm between
     identical sides)."""
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import norm
+
     if len(reports) < 2:
         raise GateError("interleaved noise calibration needs at least 2 A/A sessions")
     z = float(norm.ppf(1 - false_alarm_rate / 2))

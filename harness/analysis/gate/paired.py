@@ -45,7 +45,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, binomtest, rankdata, wilcoxon
 
 from harness.analysis.gate.rules import GateMetric
 from harness.analysis.gate.samples import block_values, is_interleaved
@@ -83,6 +82,9 @@ def sign_rank_k(n: int, alpha: float) -> int:
     """Order statistic index ``k`` (1-based) such that ``[d_(k), d_(n-k+1)]`` covers the median
     of ``n`` paired values with probability >= ``1 - alpha`` (binomial sign-test interval);
     0 when ``n`` is too small for that confidence."""
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import binom
+
     if n < 1:
         return 0
     # largest k with P(X <= k - 1) <= alpha / 2, X ~ Binomial(n, 1/2)
@@ -302,6 +304,9 @@ def _compare_block_medians(
     keys: list[int],
     d: np.ndarray,
 ) -> MetricVerdict:
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import binomtest
+
     sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)
     note = (
         f"interleaved: {d.size} paired blocks; median of per-block log ratios (block {metric.statistic}), "
@@ -330,6 +335,9 @@ def _compare_pooled(
     keys: list[int],
     d: np.ndarray,
 ) -> MetricVerdict:
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import rankdata, wilcoxon
+
     bs, cs = _RoundPool(braw, keys), _RoundPool(craw, keys)
     n = len(keys)
     sb, sc = pooled_value(braw, metric, keys), pooled_value(craw, metric, keys)

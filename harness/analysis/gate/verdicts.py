@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from harness.analysis.gate.rules import GateError, GateMetric
 from harness.core import stats
@@ -288,6 +287,9 @@ def compare_samples(
     """Compare two independent samples of ``metric`` (module doc); ``p_adjusted`` defaults
     to the raw p-value (one comparison). Raises :class:`GateError` for empty samples or an
     ``alpha`` outside (0, 1); a non-positive statistic gives an ``inconclusive`` verdict."""
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
+    from scipy.stats import mannwhitneyu
+
     b = np.asarray(baseline, dtype=float)
     c = np.asarray(current, dtype=float)
     if b.ndim != 1 or c.ndim != 1 or b.size == 0 or c.size == 0:
