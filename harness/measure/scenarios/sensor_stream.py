@@ -35,14 +35,8 @@ from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
 from harness.measure.load.recorder import bounded_columns
 from harness.measure.scenarios.base import BoundedRowsOptions, CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.measure.scenarios.online import (
-    LATE_FRACTION,
-    LATE_NS,
-    open_loop_steady_state,
-    record_placement,
-    serve,
-    stage_pools,
-)
+from harness.measure.scenarios.online import record_placement, serve, stage_pools
+from harness.measure.scenarios.open_loop import LATE_FRACTION, LATE_NS, open_loop_steady_state
 
 
 class SensorStreamOptions(BoundedRowsOptions):

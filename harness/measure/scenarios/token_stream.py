@@ -56,7 +56,7 @@ from harness.core.metrics import Metric
 from harness.core.stop import StopRule
 from harness.measure.load import arrivals
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
-from harness.measure.scenarios.online import LATE_FRACTION, LATE_NS
+from harness.measure.scenarios.open_loop import LATE_FRACTION, LATE_NS
 from harness.measure.scenarios.token_load import (
     TokenRecorder,
     choose_engine,
