@@ -10,8 +10,6 @@ from typer.testing import CliRunner
 from harness.cli.profiles import profiles_app
 from harness.core.hardware import (
     KINDS,
-    GpuInfo,
-    HostInfo,
     ProfileError,
     apply_overrides,
     apply_overrides_file,
@@ -19,8 +17,8 @@ from harness.core.hardware import (
     get_profile,
     load_profile,
     load_profiles,
-    match_host,
 )
+from harness.core.host_match import GpuInfo, HostInfo, match_host
 
 
 def test_all_shipped_profiles_validate_and_cover_every_kind() -> None:

@@ -15,14 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from harness.core.hardware import (
-    GpuInfo,
-    HardwareProfile,
-    HostInfo,
-    apply_overrides,
-    load_profiles,
-    match_host,
-)
+from harness.core.hardware import HardwareProfile, apply_overrides, load_profiles
+from harness.core.host_match import GpuInfo, HostInfo, match_host
 
 CPUINFO = Path("/proc/cpuinfo")
 #: ``/proc/cpuinfo`` keys that name the CPU model (x86: ``model name``; ARM/others: the rest).
@@ -90,7 +84,7 @@ OVERRIDE_KEYS = ("tdp_w", "idle_w", "usd_per_hour")
 
 def host_profile(overrides: Mapping[str, float] | None = None) -> HardwareProfile:
     """The shipped profile matched to this host's CPU, else a ``local`` profile built for it
-    (:func:`harness.core.hardware.match_host`), with user ``overrides`` applied: ``tdp_w`` and
+    (:func:`harness.core.host_match.match_host`), with user ``overrides`` applied: ``tdp_w`` and
     ``idle_w`` in watts, ``usd_per_hour`` in USD per device-hour. An unknown key raises
     ``ValueError`` naming the allowed ones."""
     profile = match_host(detect_host(), load_profiles())
