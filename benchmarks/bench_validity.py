@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from harness.core import batch_means, stats
+from harness.core import batch_means, stats, steady_state
 
 RHO = 0.6
 SERVICE_MS = 1.0
@@ -73,7 +73,7 @@ def open_loop_rates(runs: int, n: int, seed: int, service: str) -> dict[str, flo
             v = batch_means.trend_test(t, lat).verdict
             new += v == "unstable"
             inconclusive += v == "inconclusive"
-            old += not stats.steady_state(lat, n_windows=3, tolerance=0.10).stable
+            old += not steady_state.steady_state(lat, n_windows=3, tolerance=0.10).stable
         out[f"{label}: unstable"] = new / runs
         out[f"{label}: inconclusive"] = inconclusive / runs
         out[f"{label}: old check unstable"] = old / runs

@@ -279,13 +279,13 @@ def test_incomplete_queries_are_counted_not_dropped() -> None:
 
 
 def test_slo_verdict_is_loadgen_over_latency_early_stopping() -> None:
-    from harness.core import stats
+    from harness.core import early_stopping
 
     n = 2000
     sched = 10**9 + np.arange(n, dtype=np.int64) * 1_000_000
     o = OnlineOptions(target_qps=1000.0, slo_ms=5.0, stop={"min_duration_s": 0, "min_queries": 10})
     # the most queries over the bound that early stopping allows for p99 at confidence 0.99
-    t_max = max(t for t in range(40) if n - t >= stats.early_stopping_min_passing(t, 0.99, 0.99))
+    t_max = max(t for t in range(40) if n - t >= early_stopping.early_stopping_min_passing(t, 0.99, 0.99))
     for over, passes in ((t_max, True), (t_max + 1, False)):
         lat = np.full(n, 1_000_000)
         lat[np.linspace(0, n - 1, over).astype(int)] = 9_000_000  # 9 ms > 5 ms, spread over the run

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.core import stats
+from harness.core import early_stopping, stats
 from harness.measure.backends.null import NullBackend
 from harness.measure.load.recorder import RowRecorder, bounded_columns, lowest_equivalent
 from harness.measure.scenarios.base import CellContext
@@ -145,7 +145,7 @@ def test_early_stopping_from_histogram_matches_exact_within_bound() -> None:
     rec = RowRecorder(COLS, cap=100, chunk_rows=4_096)
     rec.extend({"scheduled_ns": start, "completed_ns": end})
     for p in (0.9, 0.99):
-        es = stats.early_stopping_percentile(lat, p, 0.99)
+        es = early_stopping.early_stopping_percentile(lat, p, 0.99)
         valid, n, min_q, value = rec.early_stopping(p, 0.99)
         assert (valid, n, min_q) == (es.valid, es.n, es.min_queries)
         assert es.conservative_value <= value <= es.conservative_value * (1 + rec.relative_error)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness.core import stats
+from harness.core import early_stopping, stats, steady_state
 
 METHODS = ["loadgen", "nearest-rank-perf-analyzer", "linear"]
 
@@ -82,27 +82,27 @@ def test_percentiles_keys_and_errors() -> None:
 
 @pytest.mark.parametrize("p,expected", [(0.90, 64), (0.99, 662), (0.999, 6636)])
 def test_early_stopping_min_queries_matches_mlperf(p: float, expected: int) -> None:
-    assert stats.early_stopping_min_queries(p, 0.99) == expected
+    assert early_stopping.early_stopping_min_queries(p, 0.99) == expected
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(0.5, 0.995), st.floats(0.5, 0.995))
 def test_early_stopping_min_queries_monotone_in_p(p1: float, p2: float) -> None:
     lo, hi = sorted((p1, p2))
-    assert stats.early_stopping_min_queries(lo) <= stats.early_stopping_min_queries(hi)
+    assert early_stopping.early_stopping_min_queries(lo) <= early_stopping.early_stopping_min_queries(hi)
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(0.5, 0.98), st.floats(0.5, 0.999), st.floats(0.5, 0.999))
 def test_early_stopping_min_queries_monotone_in_confidence(p: float, c1: float, c2: float) -> None:
     lo, hi = sorted((c1, c2))
-    assert stats.early_stopping_min_queries(p, lo) <= stats.early_stopping_min_queries(p, hi)
+    assert early_stopping.early_stopping_min_queries(p, lo) <= early_stopping.early_stopping_min_queries(p, hi)
 
 
 def test_early_stopping_invalid_below_minimum() -> None:
-    r = stats.early_stopping_percentile(np.arange(63), 0.9)
+    r = early_stopping.early_stopping_percentile(np.arange(63), 0.9)
     assert not r.valid and r.min_queries == 64 and math.isnan(r.conservative_value)
-    r = stats.early_stopping_percentile(np.arange(64), 0.9)
+    r = early_stopping.early_stopping_percentile(np.arange(64), 0.9)
     assert r.valid and r.t_over == 1 and r.conservative_value == 63.0
 
 
@@ -111,7 +111,7 @@ def test_early_stopping_invalid_below_minimum() -> None:
 def test_early_stopping_is_conservative_and_satisfies_criterion(values: np.ndarray, p: float) -> None:
     from scipy.special import betainc
 
-    r = stats.early_stopping_percentile(values, p)
+    r = early_stopping.early_stopping_percentile(values, p)
     if not r.valid:
         assert len(values) < r.min_queries
         return
@@ -172,24 +172,24 @@ def test_bootstrap_ci_constant_and_unknown_statistic() -> None:
 
 def test_steady_state_detects_30_percent_drift() -> None:
     x = np.linspace(1.0, 1.3, 300)
-    r = stats.steady_state(x)
+    r = steady_state.steady_state(x)
     assert not r.stable and r.ratio > 1.1
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(1e-3, 1e9), st.integers(3, 500))
 def test_steady_state_accepts_constant(v: float, n: int) -> None:
-    assert stats.steady_state(np.full(n, v)).stable
+    assert steady_state.steady_state(np.full(n, v)).stable
 
 
 def test_steady_state_timestamps_throughput_drift() -> None:
     # completions whose gaps grow 30 %: throughput falls
     gaps = np.linspace(1_000_000, 1_300_000, 600)
     ts = np.cumsum(gaps).astype(np.int64)
-    r = stats.steady_state(timestamps_ns=ts)
+    r = steady_state.steady_state(timestamps_ns=ts)
     assert not r.stable and r.throughput_ratio > 1.1
     ts_const = np.arange(600, dtype=np.int64) * 1_000_000
-    r2 = stats.steady_state(np.full(600, 5.0), timestamps_ns=ts_const)
+    r2 = steady_state.steady_state(np.full(600, 5.0), timestamps_ns=ts_const)
     assert r2.stable and len(r2.window_throughput_per_s) == 3
 
 
@@ -227,11 +227,11 @@ def test_incomplete_queries_count_as_inf_in_percentiles() -> None:
 
 def test_early_stopping_counts_incomplete_queries() -> None:
     done = np.arange(1, 1001, dtype=float)
-    r = stats.early_stopping_percentile(np.concatenate([done, np.full(3, np.inf)]), 0.9)
+    r = early_stopping.early_stopping_percentile(np.concatenate([done, np.full(3, np.inf)]), 0.9)
     assert r.valid and r.n == 1003 and r.n_incomplete == 3 and math.isfinite(r.conservative_value)
     # the estimate sits higher than without the incomplete queries: they are over every bound
-    assert r.conservative_value > stats.early_stopping_percentile(done, 0.9).conservative_value
-    many = stats.early_stopping_percentile(np.concatenate([done, np.full(200, np.inf)]), 0.9)
+    assert r.conservative_value > early_stopping.early_stopping_percentile(done, 0.9).conservative_value
+    many = early_stopping.early_stopping_percentile(np.concatenate([done, np.full(200, np.inf)]), 0.9)
     assert not many.valid and many.conservative_value == math.inf and "incomplete" in many.reason
 
 
@@ -246,7 +246,7 @@ def test_over_latency_rule_matches_the_criterion(done: np.ndarray, n_inf: int, b
     from scipy.special import betainc
 
     lat = np.concatenate([done, np.full(n_inf, np.inf)])
-    r = stats.early_stopping_over_latency(lat, bound, p, 0.99)
+    r = early_stopping.early_stopping_over_latency(lat, bound, p, 0.99)
     over = int(np.sum(done > bound)) + n_inf
     assert r.over == over and r.incomplete == n_inf and r.n == lat.size
     h = lat.size - over
@@ -255,12 +255,12 @@ def test_over_latency_rule_matches_the_criterion(done: np.ndarray, n_inf: int, b
 
 def test_over_latency_rule_examples() -> None:
     # none over the bound: 0.99^h <= 0.01 needs h >= 459 (LoadGen: queries_issued >= h + t)
-    assert stats.early_stopping_over_latency(np.full(459, 1.0), 2.0, 0.99).passed
-    assert not stats.early_stopping_over_latency(np.full(458, 1.0), 2.0, 0.99).passed
+    assert early_stopping.early_stopping_over_latency(np.full(459, 1.0), 2.0, 0.99).passed
+    assert not early_stopping.early_stopping_over_latency(np.full(458, 1.0), 2.0, 0.99).passed
     # one never-completed query counts as over: 661 within the bound are then needed
     one_inf = np.concatenate([np.full(660, 1.0), [np.inf]])
-    r = stats.early_stopping_over_latency(one_inf, 2.0, 0.99)
+    r = early_stopping.early_stopping_over_latency(one_inf, 2.0, 0.99)
     assert not r.passed and r.over == 1 and r.incomplete == 1 and r.min_passing == 661
-    assert stats.early_stopping_over_latency(np.concatenate([np.full(661, 1.0), [np.inf]]), 2.0, 0.99).passed
+    assert early_stopping.early_stopping_over_latency(np.concatenate([np.full(661, 1.0), [np.inf]]), 2.0, 0.99).passed
     # latency exactly at the bound is within it (LoadGen counts latency > bound)
-    assert stats.early_stopping_over_latency(np.full(459, 2.0), 2.0, 0.99).over == 0
+    assert early_stopping.early_stopping_over_latency(np.full(459, 2.0), 2.0, 0.99).over == 0

@@ -1,4 +1,7 @@
-"""Statistics on raw timings: percentiles, bootstrap CIs, MLPerf early stopping, steady state.
+"""Statistics on raw timings: percentiles, their confidence intervals, latency summaries.
+
+MLPerf early stopping is in :mod:`harness.core.early_stopping`; window-based steady state in
+:mod:`harness.core.steady_state`; tests on series in time order in :mod:`harness.core.batch_means`.
 
 Pure functions on NumPy arrays (integer nanoseconds or floats); no torch, no I/O.
 
@@ -19,7 +22,7 @@ interval assumes independent values; for a series in time order whose values are
 (open-loop latencies) use :func:`harness.core.batch_means.quantile_ci_batch_means`.
 
 Queries not completed by the end of a window are **counted, not dropped** (LoadGen's rule):
-they enter percentiles and early stopping as ``+inf`` latencies, so a tail percentile that
+they enter percentiles (and :mod:`harness.core.early_stopping`) as ``+inf`` latencies, so a tail percentile that
 lands on one is reported as ``inf``, never as a finite number. Mean, min, max and std cover
 the completed queries only and say so.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -283,289 +286,7 @@ def bootstrap_ci(
     return lo, hi
 
 
-# --------------------------------------------------------------------------- early stopping
-
-
-def _criterion(h: Any, t: Any, p: float) -> Any:
-    """``I_p(h, t + 1)``: probability of seeing >= h of h + t queries under the bound if the
-    true fraction under the bound were exactly ``p``."""
-    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
-    from scipy.special import betainc
-
-    return betainc(h, np.asarray(t) + 1.0, p)
-
-
-def _check_p(p: float) -> None:
-    if not (0.0 < p < 1.0):
-        raise ValueError(f"early stopping percentile p must be in (0, 1), got {p!r}")
-
-
-def early_stopping_min_passing(t: int, p: float, confidence: float = 0.99) -> int:
-    """Smallest ``h`` (queries under the bound) with ``I_p(h, t + 1) <= 1 - confidence``."""
-    _check_p(p)
-    _check_confidence(confidence)
-    if t < 0:
-        raise ValueError(f"t must be >= 0, got {t}")
-    target = 1.0 - confidence
-    lo, hi = 0, 1
-    while _criterion(hi, t, p) > target:  # I_p(h, .) decreases in h
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _criterion(mid, t, p) <= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def early_stopping_min_queries(p: float, confidence: float = 0.99) -> int:
-    """Fewest queries for which the early-stopping estimate exists.
-
-    The conservative estimate is an observed latency, so at least one query lies at or above
-    it (``t >= 1``); the minimum is ``h_min(t=1) + 1``. Gives p90 -> 64, p99 -> 662,
-    p99.9 -> 6636 at confidence 0.99 (the MLPerf figures).
-    """
-    return early_stopping_min_passing(1, p, confidence) + 1
-
-
-@dataclass(frozen=True)
-class EarlyStoppingResult:
-    """Outcome of :func:`early_stopping_percentile`.
-
-    ``conservative_value`` is the latency (same unit as the input) that the claim
-    "the p-quantile is at most this" supports at ``confidence``; NaN when ``valid`` is False.
-    ``t_over`` queries are at or above it; ``index`` is its 0-based position in sorted order;
-    ``overshoot_index = index - percentile_index(n, p)`` is how many order statistics it sits
-    above the plain (LoadGen) percentile.
-    """
-
-    valid: bool
-    n: int
-    min_queries: int
-    conservative_value: float
-    p: float
-    confidence: float
-    t_over: int = 0
-    index: int = -1
-    overshoot_index: int = 0
-    percentile_value: float = math.nan
-    n_incomplete: int = 0
-    reason: str = ""
-
-
-def early_stopping_percentile(latencies: Any, p: float, confidence: float = 0.99) -> EarlyStoppingResult:
-    """MLPerf early stopping for the ``p``-quantile of ``latencies``.
-
-    Every query is a Bernoulli trial "under the latency bound L". With ``t`` queries at or
-    above L and ``h = n - t`` under it, the claim "p-quantile <= L" holds at ``confidence``
-    once ``I_p(h, t + 1) <= 1 - confidence``. The reported value is the smallest observed L
-    that satisfies this: ``sorted[n - t]`` for the largest such ``t`` (``t`` >= 1).
-
-    Queries not completed by the end of the window are passed as ``+inf`` and count as
-    over every bound (``n_incomplete`` of them). When the supported value is one of them the
-    claim is vacuous: ``valid`` is False, ``conservative_value`` is ``inf`` and ``reason``
-    says why.
-    """
-    a = np.sort(_as_1d(latencies, "latencies").astype(float))
-    _check_p(p)
-    _check_confidence(confidence)
-    if np.isnan(a).any():
-        raise ValueError("latencies: NaN is not a latency (use +inf for a query that never completed)")
-    n = int(a.size)
-    k_inf = int(np.isposinf(a).sum())
-    min_q = early_stopping_min_queries(p, confidence)
-    pv = float(a[percentile_index(n, p)]) if n else math.nan
-    if n < min_q:
-        return EarlyStoppingResult(
-            False,
-            n,
-            min_q,
-            math.nan,
-            p,
-            confidence,
-            percentile_value=pv,
-            n_incomplete=k_inf,
-            reason=f"{n} queries < {min_q} needed",
-        )
-    t = np.arange(1, n, dtype=float)  # t = 1 .. n-1, h = n - t
-    ok = _criterion(n - t, t, p) <= (1.0 - confidence)  # monotone: true for small t
-    t_best = int(t[ok].max()) if ok.any() else 0
-    if t_best == 0:
-        return EarlyStoppingResult(
-            False,
-            n,
-            min_q,
-            math.nan,
-            p,
-            confidence,
-            percentile_value=pv,
-            n_incomplete=k_inf,
-            reason="no order statistic satisfies the criterion",
-        )
-    idx = n - t_best
-    value = float(a[idx])
-    finite = math.isfinite(value)
-    return EarlyStoppingResult(
-        valid=finite,
-        n=n,
-        min_queries=min_q,
-        conservative_value=value,
-        p=p,
-        confidence=confidence,
-        t_over=t_best,
-        index=idx,
-        overshoot_index=idx - percentile_index(n, p),
-        percentile_value=pv,
-        n_incomplete=k_inf,
-        reason="" if finite else f"the supported order statistic is one of {k_inf} incomplete queries (+inf)",
-    )
-
-
-@dataclass(frozen=True)
-class OverLatencyResult:
-    """Outcome of :func:`early_stopping_over_latency` (LoadGen Server's latency verdict).
-
-    ``over`` queries had latency ``> bound`` (``incomplete`` of them never completed),
-    ``n - over`` were within it; the test needs at least ``min_passing`` within the bound for
-    ``over`` queries over it. ``bound`` is in the unit of the latencies.
-    """
-
-    passed: bool
-    n: int
-    over: int
-    incomplete: int
-    min_passing: int
-    bound: float
-    p: float
-    confidence: float
-
-
-def early_stopping_over_latency(latencies: Any, bound: float, p: float, confidence: float = 0.99) -> OverLatencyResult:
-    """LoadGen Server's rule: does "the ``p``-quantile of latency is at most ``bound``" hold?
-
-    Counts ``t`` queries with latency ``> bound`` (a ``+inf`` entry, a query not completed by
-    the end of the window, always counts) and passes when the ``h = n - t`` queries within the
-    bound satisfy the early-stopping criterion ``I_p(h, t + 1) <= 1 - confidence``, i.e.
-    ``h >= early_stopping_min_passing(t, p, confidence)``.
-    """
-    a = _as_1d(latencies, "latencies").astype(float)
-    _check_p(p)
-    _check_confidence(confidence)
-    if np.isnan(a).any() or math.isnan(bound):
-        raise ValueError("latencies and bound must not be NaN (use +inf for a query that never completed)")
-    n = int(a.size)
-    over = int(np.sum(a > bound))
-    need = early_stopping_min_passing(over, p, confidence)
-    return OverLatencyResult(
-        passed=bool(n > 0 and n - over >= need),
-        n=n,
-        over=over,
-        incomplete=int(np.isposinf(a).sum()),
-        min_passing=need,
-        bound=float(bound),
-        p=p,
-        confidence=confidence,
-    )
-
-
 # --------------------------------------------------------------------------- steady state
-
-
-@dataclass(frozen=True)
-class SteadyStateResult:
-    """Per-window values and whether max/min stays within ``1 + tolerance``.
-
-    ``window_medians``: median of ``values`` per window (empty when no values were given);
-    ``window_throughput_per_s``: events (or weights) per second per window (only when
-    timestamps were given). ``stable`` requires every checked series to pass.
-    """
-
-    stable: bool
-    n_windows: int
-    tolerance: float
-    ratio: float
-    window_medians: tuple[float, ...] = ()
-    window_throughput_per_s: tuple[float, ...] = ()
-    median_ratio: float = math.nan
-    throughput_ratio: float = math.nan
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def _ratio(x: np.ndarray) -> float:
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if lo <= 0:
-        return math.inf if hi > 0 else 1.0
-    return hi / lo
-
-
-def steady_state(
-    values: Any = None,
-    n_windows: int = 3,
-    tolerance: float = 0.10,
-    *,
-    timestamps_ns: Any = None,
-    weights: Any = None,
-) -> SteadyStateResult:
-    """Is the measurement stable over its last ``n_windows`` windows (perf_analyzer's rule)?
-
-    * ``values`` only: a series in time order (latencies, or per-window throughputs) split
-      into ``n_windows`` contiguous windows of equal count; the median of each window must
-      satisfy ``max/min <= 1 + tolerance``.
-    * ``timestamps_ns`` (e.g. ``completed_ns``): windows are equal time spans between the
-      first and last timestamp; the throughput per window (count, or sum of ``weights`` such
-      as batch sizes, per second) must be within tolerance, and so must the per-window median
-      of ``values`` when given (same length as the timestamps).
-    """
-    if n_windows < 2:
-        raise ValueError(f"n_windows must be >= 2, got {n_windows}")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    limit = 1.0 + tolerance
-    v = None if values is None else _as_1d(values).astype(float)
-    if timestamps_ns is None:
-        if v is None:
-            raise ValueError("steady_state needs values, timestamps_ns, or both")
-        if v.size < n_windows:
-            return SteadyStateResult(
-                False, n_windows, tolerance, math.nan, reason=f"{v.size} values < {n_windows} windows"
-            )
-        med = np.array([np.median(w) for w in np.array_split(v, n_windows)])
-        r = _ratio(med)
-        return SteadyStateResult(r <= limit, n_windows, tolerance, r, tuple(map(float, med)), median_ratio=r)
-    ts = _as_1d(timestamps_ns, "timestamps_ns")
-    if v is not None and v.size != ts.size:
-        raise ValueError(f"values ({v.size}) and timestamps_ns ({ts.size}) differ in length")
-    w = np.ones(ts.size) if weights is None else _as_1d(weights, "weights").astype(float)
-    if w.size != ts.size:
-        raise ValueError(f"weights ({w.size}) and timestamps_ns ({ts.size}) differ in length")
-    if ts.size < 2 * n_windows or int(ts.max()) <= int(ts.min()):
-        return SteadyStateResult(
-            False, n_windows, tolerance, math.nan, reason=f"{ts.size} timestamps are too few for {n_windows} windows"
-        )
-    t0, t1 = int(ts.min()), int(ts.max())
-    edges = np.linspace(t0, t1, n_windows + 1)
-    idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, n_windows - 1)
-    width_s = (t1 - t0) / n_windows / 1e9
-    thr = np.bincount(idx, weights=w, minlength=n_windows) / width_s
-    r_thr = _ratio(thr)
-    meds: tuple[float, ...] = ()
-    r_med = math.nan
-    stable = r_thr <= limit
-    if v is not None:
-        m = []
-        for k in range(n_windows):
-            sel = v[idx == k]
-            m.append(float(np.median(sel)) if sel.size else math.nan)
-        med = np.array(m)
-        r_med = _ratio(med) if np.all(np.isfinite(med)) else math.inf
-        meds = tuple(m)
-        stable = stable and r_med <= limit
-    r = max(r_thr, r_med) if v is not None else r_thr
-    return SteadyStateResult(
-        bool(stable), n_windows, tolerance, r, meds, tuple(map(float, thr)), median_ratio=r_med, throughput_ratio=r_thr
-    )
 
 
 # --------------------------------------------------------------------------- summaries

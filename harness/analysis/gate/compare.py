@@ -50,7 +50,7 @@ from harness.analysis.gate.verdicts import (
     unmeasured_verdict,
     with_note,
 )
-from harness.core import stats
+from harness.core import stats, steady_state
 from harness.core.records import CellRecord
 from harness.measure.interleave import interleaved_partners
 from harness.store import refs
@@ -138,7 +138,7 @@ def _instability(cell: CellRecord) -> float:
         return max(1.0, float(ss["ratio"]))
     wt = cell.extra.get("window_throughput")
     if wt and len(wt) >= 3:
-        r = stats.steady_state(np.asarray(wt, dtype=float)).ratio
+        r = steady_state.steady_state(np.asarray(wt, dtype=float)).ratio
         if r is not None and math.isfinite(r):
             return max(1.0, float(r))
     return math.inf

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core import stats
+from harness.core import early_stopping, stats
 from harness.core.metrics import Metric
 
 #: exact rows kept by default (MLPerf-sized runs stay exact)
@@ -473,12 +473,12 @@ class RowRecorder:
         b = self.buckets()
         cum = b.cumulative
         n = int(cum[-1])
-        min_q = stats.early_stopping_min_queries(p, confidence)
+        min_q = early_stopping.early_stopping_min_queries(p, confidence)
         if n < min_q:
             return False, n, min_q, math.nan
 
         def ok(t: int) -> bool:
-            return stats.early_stopping_min_passing(t, p, confidence) <= n - t
+            return early_stopping.early_stopping_min_passing(t, p, confidence) <= n - t
 
         if not ok(1):
             return False, n, min_q, math.nan

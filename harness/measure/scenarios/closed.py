@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from harness.core import batch_means, stats
+from harness.core import batch_means, early_stopping
 from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.core.stop import StopRule
@@ -280,7 +280,7 @@ class SingleStreamScenario(Scenario):
             valid, n_es, min_q, value_ns = rec.early_stopping(o.target_percentile, o.confidence)
             method += f"; order statistic from the {rec.method()}"
         else:
-            es = stats.early_stopping_percentile(rec.latencies_ns(), o.target_percentile, o.confidence)
+            es = early_stopping.early_stopping_percentile(rec.latencies_ns(), o.target_percentile, o.confidence)
             valid, n_es, min_q, value_ns = es.valid, es.n, es.min_queries, es.conservative_value
         validity["early_stopping_met"] = bool(valid)
         if valid:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from harness.core import stats
+from harness.core import batch_means, early_stopping, stats
 from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
@@ -115,7 +115,6 @@ def summarize_online(
     Steady state is a lateness trend test on batch means plus achieved vs offered rate
     (:mod:`harness.core.batch_means`); the SLO verdict is LoadGen Server's over-latency test.
     """
-    from harness.core import batch_means
     from harness.measure.scenarios.summary import latency_metrics, window_throughput
 
     done = run.done
@@ -172,7 +171,7 @@ def summarize_online(
         "rate_qps": rate_qps,
     }
     if n:
-        es = stats.early_stopping_percentile(lat_all, q, o.confidence)
+        es = early_stopping.early_stopping_percentile(lat_all, q, o.confidence)
         validity["early_stopping_met"] = bool(es.valid)
         extra["early_stopping"] = {
             "n": es.n,
@@ -208,7 +207,7 @@ def summarize_online(
         metrics["goodput"] = Metric(
             value=good / window_s, unit="queries/s", method=f"completed queries with latency <= {o.slo_ms} ms / window"
         )
-        slo = stats.early_stopping_over_latency(lat_all, slo_ns, q, o.confidence)
+        slo = early_stopping.early_stopping_over_latency(lat_all, slo_ns, q, o.confidence)
         validity["slo_met"] = slo.passed
         extra["slo_ms"] = o.slo_ms
         extra["slo_basis"] = (
@@ -234,7 +233,6 @@ def open_loop_steady_state(run: OpenLoopRun, done: np.ndarray, end_ns: int) -> t
     ``end - scheduled``, a lower bound. ``None`` validity when the test could not run; only an
     ``unstable`` verdict is invalid (``inconclusive`` is recorded with its reason).
     """
-    from harness.core import batch_means
 
     lateness = np.where(done, run.completed_ns, end_ns) - run.scheduled_ns
     tr = batch_means.trend_test(run.scheduled_ns, lateness)
