@@ -37,15 +37,6 @@ PUBLIC_API = {
     "run_cells",
     "run_suite",
 }
-#: modules still over the limit without a stated reason, each with why it is allowed for now
-OVER_LIMIT: dict[str, str] = {
-    "harness/analysis/report.py": "report rendering not yet split from run selection",
-    "harness/core/batch_means.py": "new batch-means statistics not yet split from their tests of fit",
-    "harness/core/hardware.py": "host detection moving to harness.measure pending",
-    "harness/core/stats.py": "validity statistics being reworked; split pending",
-    "harness/measure/load/recorder.py": "new bounded recorder not yet split (rows vs histogram)",
-    "harness/measure/scenarios/online.py": "issuing and serving being moved to harness.measure.load pending",
-}
 
 
 def _module_name(path: Path) -> str:
@@ -146,14 +137,7 @@ def _all_modules() -> list[Path]:
     return sorted(PKG.rglob("*.py"))
 
 
-def _size_case(path: Path) -> object:
-    rel = str(path.relative_to(ROOT))
-    if rel in OVER_LIMIT:
-        return pytest.param(path, id=rel, marks=pytest.mark.xfail(reason=OVER_LIMIT[rel], strict=False))
-    return pytest.param(path, id=rel)
-
-
-@pytest.mark.parametrize("path", [_size_case(p) for p in _all_modules()])
+@pytest.mark.parametrize("path", [pytest.param(p, id=str(p.relative_to(ROOT))) for p in _all_modules()])
 def test_no_module_is_over_the_size_limit_without_a_reason(path: Path) -> None:
     text = path.read_text()
     n = len(text.splitlines())

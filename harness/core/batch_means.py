@@ -21,9 +21,10 @@ nearly independent, and treats the batch means as an independent sample.
 
 Verdicts are ``"stable"`` (the interval lies inside the tolerance band), ``"unstable"`` (it
 lies wholly beyond it: a change larger than the tolerance is shown) or ``"inconclusive"``
-(neither, or too little data). Pure functions on NumPy arrays; no I/O. The module is over
-400 lines because its checks share one batching rule and one verdict rule; apart, they would
-drift.
+(neither, or too little data). Pure functions on NumPy arrays; no I/O.
+
+Size: over 400 lines because its checks share one batching rule and one verdict rule; apart,
+they would drift.
 """
 
 from __future__ import annotations
