@@ -7,8 +7,10 @@ Energy comes from the meter readings of the measurement window (``measured:*`` c
 
 from __future__ import annotations
 
+from harness.core.economics import cell_economics
 from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric, Reading
+from harness.measure.meters.select import energy_summary
 
 
 def attach_energy_and_cost(
@@ -21,7 +23,6 @@ def attach_energy_and_cost(
     Power is the meters' mean over the measurement window; J/inference divides it by the
     scenario's throughput over the same measurement (for open-loop scenarios the meter window
     also spans the issuer's start-up and the drain of the last queries, a few ms)."""
-    from harness.measure.meters.select import energy_summary
 
     out: dict[str, Metric] = {}
     es = energy_summary(readings)
@@ -43,7 +44,6 @@ def attach_energy_and_cost(
     tok = metrics["output_tokens_per_s"].value if "output_tokens_per_s" in metrics else None
     if profile is None or (thr is None and tok is None):
         return out
-    from harness.core.economics import cell_economics
 
     econ = cell_economics(
         throughput_per_s=thr if thr is not None else 0.0,  # no samples/s: 0 and None both mean "none measured"

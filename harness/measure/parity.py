@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.records import Parity
+from harness.store.results import atomic_write_bytes
 
 PARITY_BATCH = 2
 PARITY_SEED = 20_240_601
@@ -42,8 +43,6 @@ def _key(workload: Any) -> str:
 def reference_outputs(workload: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """PyTorch eager fp32 outputs for ``inputs`` (cached on disk)."""
     import torch
-
-    from harness.store.results import atomic_write_bytes
 
     path = cache_dir() / f"{workload.name}-{workload.size}-{_key(workload)}.npz"
     if path.exists():

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.core.hardware import HardwareProfile
 from harness.core.records import CellRecord, CellSpec, CellStatus, RunRecord, utc_now
+from harness.core.spec import load_suite
 from harness.measure.host import host_profile
 from harness.measure.lifecycle import RunRecorder
 from harness.measure.procs import exit_reason, kill_tree
@@ -183,8 +184,6 @@ def run_suite(
 ) -> RunRecord:
     """Load, validate, expand and run a suite file."""
     import yaml
-
-    from harness.core.spec import load_suite
 
     suite, cells = load_suite(path)
     if only is not None:

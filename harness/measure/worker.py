@@ -22,8 +22,11 @@ from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric
 from harness.core.records import CellRecord, CellSpec, CellStatus, Parity, utc_now
 from harness.measure.cell_economics import attach_energy_and_cost
+from harness.measure.meters.select import default_meters
+from harness.measure.parity import check
 from harness.measure.scenarios.base import CellContext
 from harness.store.results import write_table
+from workloads.registry import get_workload
 
 
 class RunnerContext(CellContext):
@@ -62,7 +65,6 @@ class RunnerContext(CellContext):
 
 def make_workload(spec: CellSpec) -> Any:
     """The zoo workload of ``spec`` (model, size, model parameters)."""
-    from workloads.registry import get_workload
 
     return get_workload(spec.model, spec.size, **spec.model_params)
 
@@ -121,7 +123,6 @@ def close_backend(backend: Any, name: str) -> None:
 
 
 def _default_meters(spec: CellSpec, profile: HardwareProfile | None) -> list[Any]:
-    from harness.measure.meters.select import default_meters
 
     return default_meters(profile, [spec.device])
 
@@ -173,8 +174,6 @@ def execute_cell(
         if wrap_backend is not None:
             backend = wrap_backend(backend)
         if spec.parity:
-            from harness.measure.parity import check
-
             parity = check(backend, workload, spec.backend_options.get("dtype", "fp32"))
         scls = plugins.load("scenario", spec.scenario)
         scenario = scls(scls.parse_options(spec.scenario_options))

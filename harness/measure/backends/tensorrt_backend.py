@@ -33,6 +33,7 @@ import numpy as np
 
 from harness.measure.backends.base import Backend, BackendUnavailable, Capabilities
 from harness.measure.backends.instances import InstancePool
+from harness.store.results import atomic_write_bytes
 
 TIMING_SCOPE = (
     "staged inputs on device -> outputs complete on device in this instance's buffers "
@@ -61,7 +62,6 @@ def engine_key(onnx: bytes, trt_version: str, gpu: str, capability: tuple[int, .
 def load_or_build(key: str, build: Callable[[], bytes], cache: Path) -> tuple[bytes, str]:
     """The serialized engine named ``key`` from ``cache`` (``"hit"``), else ``build()`` it and
     store it atomically (``"built"``)."""
-    from harness.store.results import atomic_write_bytes
 
     path = cache / f"{key}.engine"
     if path.exists():

@@ -20,6 +20,7 @@ import numpy as np
 from harness.core.clock import now_ns
 from harness.core.records import CellSpec
 from harness.core.stop import StopRule
+from harness.measure.inject import SlowdownBackend
 from harness.measure.interleave.options import POOL, InterleaveOptions, closed_loop_plan
 from harness.measure.scenarios.base import closed_loop
 from harness.measure.worker import BackendUnavailable, close_backend, load_backend, make_workload, workload_info
@@ -126,8 +127,6 @@ def variant_worker(conn: Any, spec_json: str, pythonpath: Sequence[str], fractio
             return
         backend = loaded.backend
         if fraction:
-            from harness.measure.inject import SlowdownBackend
-
             backend = SlowdownBackend(backend, fraction)
         pool = [
             backend.prepare(workload.make_inputs(plan.batch_size, seed=spec.seed * 100_003 + i)) for i in range(POOL)

@@ -36,6 +36,7 @@ from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.measure.load.batching import Dispatch, DynamicBatcher
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
+from harness.measure.scenarios.online import stage_pools
 
 EXTRA_HINT = (
     "MLPerf LoadGen is not installed: install the 'mlperf' extra "
@@ -174,7 +175,6 @@ class _Adapter:
     """SUT + QSL callbacks around a backend; records when each query reached us and finished."""
 
     def __init__(self, lg: Any, ctx: CellContext, o: LoadGenOptions) -> None:
-        from harness.measure.scenarios.online import stage_pools
 
         self.lg = lg
         self.infer = ctx.backend.infer

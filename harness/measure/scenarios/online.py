@@ -41,6 +41,7 @@ from harness.core.clock import now_ns
 from harness.core.metrics import Metric
 from harness.measure.load import arrivals
 from harness.measure.load.batching import DynamicBatcher
+from harness.measure.load.peak import Probe, drive, peak_profile
 from harness.measure.load.recorder import bounded_columns
 from harness.measure.load.server import LEAD_NS as LEAD_NS  # the first arrival's lead; re-exported
 from harness.measure.load.server import placement, run_schedule
@@ -245,7 +246,6 @@ class OnlinePeakOptions(OnlineOptions):
 
 def probe_from_run(run: OpenLoopRun, rate_qps: float, o: OnlineOptions) -> Any:
     """Summarise a run as a :class:`harness.measure.load.peak.Probe`."""
-    from harness.measure.load.peak import Probe
 
     metrics, validity, extra = summarize_online(run, rate_qps, o)
     es = metrics.get("latency_early_stop")
@@ -277,7 +277,6 @@ class OnlinePeakScenario(Scenario):
     headline: ClassVar[str] = "peak_qps"
 
     def run(self, ctx: CellContext) -> ScenarioResult:
-        from harness.measure.load.peak import drive, peak_profile
 
         o = self.options
         assert isinstance(o, OnlinePeakOptions)

@@ -22,6 +22,7 @@ from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
 from harness.measure.scenarios.base import BoundedRowsOptions
+from harness.measure.scenarios.summary import latency_metrics, window_throughput
 
 #: a query issued more than this late counts as "late" for the generator check
 LATE_NS = 1_000_000
@@ -115,7 +116,6 @@ def summarize_online(
     Steady state is a lateness trend test on batch means plus achieved vs offered rate
     (:mod:`harness.core.batch_means`); the SLO verdict is LoadGen Server's over-latency test.
     """
-    from harness.measure.scenarios.summary import latency_metrics, window_throughput
 
     done = run.done
     n = int(run.scheduled_ns.size)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
+from harness.core import stats
 from harness.core.metrics import Metric
 from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
@@ -37,6 +38,7 @@ from harness.measure.load.recorder import bounded_columns
 from harness.measure.scenarios.base import BoundedRowsOptions, CellContext, Scenario, ScenarioOptions, ScenarioResult
 from harness.measure.scenarios.online import record_placement, serve, stage_pools
 from harness.measure.scenarios.open_loop import LATE_FRACTION, LATE_NS, open_loop_steady_state
+from harness.measure.scenarios.summary import latency_metrics
 
 
 class SensorStreamOptions(BoundedRowsOptions):
@@ -147,8 +149,6 @@ class SensorStreamScenario(Scenario):
     headline: ClassVar[str] = "deadline_miss_rate"
 
     def run(self, ctx: CellContext) -> ScenarioResult:
-        from harness.core import stats
-        from harness.measure.scenarios.summary import latency_metrics
 
         o = self.options
         assert isinstance(o, SensorStreamOptions)

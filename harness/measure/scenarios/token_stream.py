@@ -57,6 +57,7 @@ from harness.core.stop import StopRule
 from harness.measure.load import arrivals
 from harness.measure.scenarios.base import CellContext, Scenario, ScenarioOptions, ScenarioResult
 from harness.measure.scenarios.open_loop import LATE_FRACTION, LATE_NS
+from harness.measure.scenarios.summary import latency_metrics
 from harness.measure.scenarios.token_load import (
     TokenRecorder,
     choose_engine,
@@ -185,7 +186,6 @@ def token_metrics(
 ) -> tuple[dict[str, Metric], dict[str, np.ndarray]]:
     """Metrics per the module docstring, plus per-request ``ttft_ns``/``tpot_ns``/``e2e_ns``
     arrays (NaN where undefined). Requests with no token are not counted as completed."""
-    from harness.measure.scenarios.summary import latency_metrics
 
     n = len(token_times)
     sched = np.asarray(scheduled_ns, dtype=np.int64)
