@@ -207,6 +207,25 @@ def measure_rate(
     return run, info
 
 
+def open_loop_result(
+    run: OpenLoopRun,
+    o: OnlineOptions,
+    metrics: dict[str, Metric],
+    validity: dict[str, bool],
+    warmup: dict[str, Any],
+    extra: dict[str, Any],
+    seed: int,
+) -> ScenarioResult:
+    """The scenario result of a served schedule: raw rows bounded by ``o.raw_rows_cap`` (their
+    account in ``extra["raw_rows"]``); the window runs from the schedule's start to the last
+    completion (or the schedule's end when later)."""
+    end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
+    queries, extra["raw_rows"] = bounded_columns(run.columns(o.batch_size), o.raw_rows_cap, seed)
+    return ScenarioResult(
+        queries=queries, metrics=metrics, validity=validity, warmup=warmup, extra=extra, window_ns=(run.start_ns, end)
+    )
+
+
 class OnlineScenario(Scenario):
     """Online [MLPerf Server]: Poisson (or other) arrivals at ``target_qps`` into a dynamic
     batcher; headline the target-percentile latency (MLPerf early stopping when it holds)."""
@@ -222,16 +241,7 @@ class OnlineScenario(Scenario):
         run, warm = measure_rate(ctx, o, o.target_qps, pools, seed=ctx.seed, in_window=True)
         metrics, validity, extra = summarize_online(run, o.target_qps, o, samples_per_query=o.batch_size)
         extra["placement"] = record_placement(o.instances)
-        end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
-        queries, extra["raw_rows"] = bounded_columns(run.columns(o.batch_size), o.raw_rows_cap, ctx.seed)
-        return ScenarioResult(
-            queries=queries,
-            metrics=metrics,
-            validity=validity,
-            warmup=warm,
-            extra=extra,
-            window_ns=(run.start_ns, end),
-        )
+        return open_loop_result(run, o, metrics, validity, warm, extra, ctx.seed)
 
 
 class OnlinePeakOptions(OnlineOptions):
@@ -309,13 +319,4 @@ class OnlinePeakScenario(Scenario):
             "final_qps": final_rate,
             "final_valid": all(validity.values()),
         }
-        end = max(run.end_ns, int(run.completed_ns.max()) if run.done.any() else run.end_ns)
-        queries, extra["raw_rows"] = bounded_columns(run.columns(o.batch_size), o.raw_rows_cap, ctx.seed)
-        return ScenarioResult(
-            queries=queries,
-            metrics=metrics,
-            validity=validity,
-            warmup=warm,
-            extra=extra,
-            window_ns=(run.start_ns, end),
-        )
+        return open_loop_result(run, o, metrics, validity, warm, extra, ctx.seed)
