@@ -97,6 +97,8 @@ class _Session:
         if self.recorder is None:
             # deferred: the plugin loads in every pytest session; the measure stage only when a cell runs
             from harness.measure.host import host_profile
+
+            # deferred: the plugin loads in every pytest session; the harness only when a test uses it
             from harness.measure.lifecycle import RunRecorder
 
             self.recorder = RunRecorder.start("pytest", self.root, host_profile())
@@ -144,6 +146,8 @@ class InferenceBenchmark:
         Fails the test if the cell fails; skips it if the backend is unavailable here."""
         # deferred: the plugin loads in every pytest session; the measure stage (pandas, scipy) only when used
         from harness.core.records import CellSpec
+
+        # deferred: the plugin loads in every pytest session; the harness only when a test uses it
         from harness.measure.worker import execute_cell
 
         opts = {"batch_size": batch_size, **scenario_options}
@@ -189,6 +193,7 @@ def inference_benchmark(request: pytest.FixtureRequest) -> InferenceBenchmark:
 
 
 def _write_benchmark_json(s: _Session, rec: RunRecorder) -> Path:
+    # deferred: the plugin loads in every pytest session; the harness only when a test uses it
     from harness.store.export import write_benchmark_json
 
     opt = s.config.getoption("--harness-benchmark-json")
@@ -215,6 +220,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if s.record is None or not s.record.cells:
         s.gate_error = "no inference_benchmark cells ran in this session; nothing to gate"
         return
+    # deferred: the plugin loads in every pytest session; the harness only when a test uses it
     from harness.analysis.gate import GateError, LoadedRun, compare_runs, load_run_ref, parse_rules
 
     try:
@@ -244,6 +250,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_sep("-", "harness gate")
         tr.write_line(s.gate_error, red=True)
     elif s.gate_report is not None:
+        # deferred: the plugin loads in every pytest session; the harness only when a test uses it
         from harness.analysis.gate import render
 
         tr.write_sep("-", "harness gate")

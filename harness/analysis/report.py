@@ -54,6 +54,7 @@ def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # deferred: matplotlib loads only when a report is drawn
     import matplotlib.pyplot as plt
 
     return plt

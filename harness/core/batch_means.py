@@ -50,6 +50,7 @@ SOKAL_C = 5.0
 
 
 def _t_quantile(p: float, df: float) -> float:
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
     from scipy.stats import t as student_t
 
     return float(student_t.ppf(p, df))
@@ -251,6 +252,7 @@ def trend_test(t: Any, y: Any, *, tolerance: float = 0.10, alpha: float = 0.01) 
     s2 = float(np.dot(res, res)) / df
     se = math.sqrt(s2 / sxx)
     span = float(tt[-1] - tt[0])
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
     from scipy.stats import t as student_t
 
     p = float(student_t.sf(slope / se, df)) if se > 0 else (0.0 if slope > 0 else 1.0)
@@ -466,6 +468,7 @@ def rate_shortfall(completed: int, offered_per_s: float, window_s: float, *, lev
             f"offered_per_s and window_s must be > 0 and level in (0, 0.5), got {offered_per_s!r}, "
             f"{window_s!r}, {level!r}"
         )
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
     from scipy.stats import norm
 
     z = float(norm.isf(level))

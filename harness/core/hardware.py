@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.core.yamlloc import fmt_loc, line_of
@@ -177,7 +178,6 @@ def _allowed_fields(parent: tuple[Any, ...]) -> list[str]:
 
 def load_profile(path: str | Path) -> HardwareProfile:
     """Load and validate one YAML profile; raise :class:`ProfileError` naming file:line and field."""
-    import yaml
 
     path = Path(path)
     try:
@@ -301,7 +301,6 @@ def apply_overrides(
 
 def load_overrides(path: str | Path) -> Overrides:
     """Read an overrides YAML file (keys: profile, tdp_w, idle_w, usd_per_hour, price_date, price_source)."""
-    import yaml
 
     path = Path(path)
     text = path.read_text(encoding="utf-8")

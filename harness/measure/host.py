@@ -39,6 +39,7 @@ def cpu_model(cpuinfo: str | Path = CPUINFO) -> str:
 def detect_gpus() -> tuple[list[GpuInfo], str]:
     """NVIDIA GPUs via NVML and how they were detected (``"nvml"``, or why none could be)."""
     try:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
     except ImportError:
         return [], "nvidia-ml-py not installed"

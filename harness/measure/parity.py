@@ -8,6 +8,7 @@ worker compares against the same numbers.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -54,7 +55,6 @@ def reference_outputs(workload: Any, inputs: dict[str, np.ndarray]) -> list[np.n
     if not isinstance(out, (tuple, list)):
         out = [out]
     arrays = [o.detach().float().numpy() for o in out]
-    import io
 
     buf = io.BytesIO()
     np.savez(buf, **{f"o{i}": a for i, a in enumerate(arrays)})

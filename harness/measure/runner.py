@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.core.hardware import HardwareProfile
 from harness.core.records import CellRecord, CellSpec, CellStatus, RunRecord, utc_now
 from harness.core.spec import load_suite
@@ -183,7 +185,6 @@ def run_suite(
     only: Callable[[CellSpec], bool] | None = None,
 ) -> RunRecord:
     """Load, validate, expand and run a suite file."""
-    import yaml
 
     suite, cells = load_suite(path)
     if only is not None:

@@ -7,6 +7,7 @@ raw timestamps to Parquet -> summary, energy and cost -> :class:`CellRecord`.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
@@ -218,7 +219,6 @@ def execute_cell(
 
 def worker_main(spec_json: str, run_dir: str, profile_json: str | None, conn: Any) -> None:
     """Entry point of the fresh worker process: run the cell and send its record as JSON."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     profile = HardwareProfile.model_validate_json(profile_json) if profile_json else None

@@ -8,6 +8,7 @@ pipe is one of the frozen dataclasses below; times are integer ns from the monot
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import traceback
@@ -113,8 +114,6 @@ def variant_worker(conn: Any, spec_json: str, pythonpath: Sequence[str], fractio
     try:
         opts = InterleaveOptions.model_validate_json(options_json)
         if opts.cpus:
-            import os
-
             os.sched_setaffinity(0, set(opts.cpus))
         spec = CellSpec.model_validate_json(spec_json)
         plan = closed_loop_plan(spec)

@@ -215,6 +215,7 @@ class RowRecorder:
         return tuple(a.data for a in self._chunk), self.chunk_rows
 
     def _start_overflow(self) -> None:
+        # deferred: only a run past its raw-row cap needs the histogram library
         from hdrh.histogram import HdrHistogram
 
         self._hist = HdrHistogram(1, HIGHEST_TRACKABLE_NS, self.significant_digits)

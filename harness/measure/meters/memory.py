@@ -22,13 +22,14 @@ import os
 import sys
 import threading
 
+import psutil
+
 from harness.measure.meters._util import Clock, Sampler, now_ns
 from harness.measure.meters.base import Meter, Reading
 
 
 def tree_rss_bytes(pid: int | None = None) -> int:
     """Resident set size of ``pid`` plus its live descendants, in bytes."""
-    import psutil
 
     proc = psutil.Process(pid if pid is not None else os.getpid())
     total = proc.memory_info().rss
@@ -43,9 +44,8 @@ def tree_rss_bytes(pid: int | None = None) -> int:
 def high_water_bytes(pid: int | None = None) -> int:
     """Peak resident set of ``pid`` (default: this process) since it started, in bytes, plus
     the peak of its waited-for children (this process only) and the RSS of live descendants."""
+    # deferred: resource is POSIX-only
     import resource
-
-    import psutil
 
     pid = os.getpid() if pid is None else pid
     peak = 0

@@ -48,17 +48,20 @@ class PynvmlApi:
         self._handles: dict[int, object] = {}
 
     def init(self) -> None:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         pynvml.nvmlInit()
 
     def shutdown(self) -> None:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         self._handles.clear()
         pynvml.nvmlShutdown()
 
     def _h(self, index: int) -> object:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         if index not in self._handles:
@@ -66,11 +69,13 @@ class PynvmlApi:
         return self._handles[index]
 
     def device_count(self) -> int:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         return int(pynvml.nvmlDeviceGetCount())
 
     def energy_mj(self, index: int) -> int | None:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         try:
@@ -79,11 +84,13 @@ class PynvmlApi:
             return None
 
     def power_mw(self, index: int) -> int:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         return int(pynvml.nvmlDeviceGetPowerUsage(self._h(index)))
 
     def memory_used_bytes(self, index: int) -> int:
+        # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
 
         return int(pynvml.nvmlDeviceGetMemoryInfo(self._h(index)).used)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+import psutil
+
 from harness.measure.meters._util import Clock, now_ns
 from harness.measure.meters.base import Meter, Reading
 
@@ -23,7 +25,6 @@ FORMULA = "P = idle_w + (tdp_w - idle_w) * utilisation; utilisation = tree_cpu_s
 
 def tree_cpu_seconds(pid: int | None = None) -> float:
     """User + system CPU seconds of ``pid``, its waited-for children and its live descendants."""
-    import psutil
 
     proc = psutil.Process(pid if pid is not None else os.getpid())
     t = proc.cpu_times()
@@ -83,7 +84,6 @@ class TdpModelMeter(Meter):
         Idle power defaults to 30 % of TDP when the profile gives none (recorded in ``extra``);
         cores default to the profile's ``threads``, else ``cores``, else the host's logical cores.
         """
-        import psutil
 
         tdp = tdp_w if tdp_w is not None else getattr(profile, "tdp_w", None)
         if tdp is None:

@@ -52,6 +52,7 @@ class LoadGenMissing(ImportError):
 def import_loadgen() -> Any:
     """``mlperf_loadgen`` or :class:`LoadGenMissing` naming the extra to install."""
     try:
+        # deferred: optional extra [mlperf]
         import mlperf_loadgen
     except ImportError as exc:
         raise LoadGenMissing(EXTRA_HINT) from exc

@@ -99,6 +99,7 @@ class BacklogTest:
 
 
 def _one_sided_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    # deferred: scipy.stats takes ~1 s to import (CLI and worker start-up)
     from scipy import stats as sps
 
     if x.size < 3 or np.ptp(x) == 0:
