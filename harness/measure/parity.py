@@ -30,6 +30,7 @@ def cache_dir() -> Path:
 
 
 def _key(workload: Any) -> str:
+    # deferred: torch is an optional extra; the reference runs only when parity is checked
     import torch
 
     info = workload.info()
@@ -43,6 +44,7 @@ def _key(workload: Any) -> str:
 
 def reference_outputs(workload: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """PyTorch eager fp32 outputs for ``inputs`` (cached on disk)."""
+    # deferred: torch is an optional extra; the reference runs only when parity is checked
     import torch
 
     path = cache_dir() / f"{workload.name}-{workload.size}-{_key(workload)}.npz"

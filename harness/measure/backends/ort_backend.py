@@ -81,6 +81,7 @@ class OrtBackend(Backend):
         return True, ""
 
     def load(self, workload: Any, device: str = "cpu") -> None:
+        # deferred: onnxruntime is an optional extra, loaded only by this backend
         try:
             import onnxruntime as ort
         except ImportError as exc:

@@ -99,6 +99,7 @@ class TensorRTBackend(Backend):
             import tensorrt  # noqa: F401
         except ImportError:
             return False, "tensorrt is not installed: pip install 'inference-harness[tensorrt]' (NVIDIA GPU hosts)"
+        # deferred: torch (CUDA buffers) is an optional extra, loaded only with this backend
         try:
             import torch
         except ImportError:

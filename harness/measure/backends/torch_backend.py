@@ -71,6 +71,7 @@ class TorchBackend(Backend):
         return True, ""
 
     def load(self, workload: Any, device: str = "cpu") -> None:
+        # deferred: torch is an optional extra, loaded only by this backend
         try:
             import torch
         except ImportError as exc:
