@@ -108,6 +108,13 @@ class Scenario(ABC):
         """Warm up, measure inside ``ctx.window()``, and summarise."""
 
 
+def _loop_limits(stop: StopRule) -> tuple[int, int, int, int]:
+    """``(min_queries, max_queries, min_duration_ns, max_duration_ns)`` of ``stop`` as plain ints
+    for the closed loops' stop test (no maximum: a count no run reaches)."""
+    max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
+    return stop.min_queries, max_q, int(stop.min_duration_s * 1e9), int(stop.max_duration_s * 1e9)
+
+
 def closed_loop(
     infer: Callable[[Any], Any],
     batches: Iterator[Any],
@@ -123,10 +130,7 @@ def closed_loop(
     ends: list[int] = []
     append_s = starts.append
     append_e = ends.append
-    min_q = stop.min_queries
-    max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
-    min_ns = int(stop.min_duration_s * 1e9)
-    max_ns = int(stop.max_duration_s * 1e9)
+    min_q, max_q, min_ns, max_ns = _loop_limits(stop)
     n = 0
     t0 = 0
     for b in batches:
@@ -159,10 +163,7 @@ def closed_loop_recorded(
     """
     (vs, ve), lim = recorder.begin()
     i = 0
-    min_q = stop.min_queries
-    max_q = stop.max_queries if stop.max_queries is not None else 1 << 62
-    min_ns = int(stop.min_duration_s * 1e9)
-    max_ns = int(stop.max_duration_s * 1e9)
+    min_q, max_q, min_ns, max_ns = _loop_limits(stop)
     n = 0
     t0 = 0
     for b in batches:
