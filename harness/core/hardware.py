@@ -32,7 +32,7 @@ from harness.core.yamlloc import fmt_loc, line_of
 Kind = Literal["cpu", "gpu", "tpu", "fpga", "asic"]
 KINDS: tuple[str, ...] = ("cpu", "gpu", "tpu", "fpga", "asic")
 PricingModel = Literal["on-demand", "capacity-block", "committed-use", "spot", "user", "estimated"]
-DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8", "fp4")
 
 
 class ProfileError(ValueError):
@@ -50,6 +50,7 @@ class PeakCompute(BaseModel):
     bf16: float | None = Field(default=None, ge=0, description="dense BF16 TFLOPS")
     int8: float | None = Field(default=None, ge=0, description="dense INT8 TOPS")
     fp8: float | None = Field(default=None, ge=0, description="dense FP8 TFLOPS")
+    fp4: float | None = Field(default=None, ge=0, description="dense FP4 TFLOPS")
 
 
 class Price(BaseModel):
@@ -80,6 +81,10 @@ class HardwareProfile(BaseModel):
     peak_tflops: PeakCompute = Field(default_factory=PeakCompute)
     memory_gb: float | None = Field(default=None, gt=0)
     memory_bw_gbps: float | None = Field(default=None, gt=0)
+    onchip_mb: float | None = Field(default=None, gt=0, description="last-level on-chip cache/SRAM (L2, LLC), MB")
+    interconnect: str = Field(default="", description="device-to-device link (NVLink 4, PCIe 4 x16, ICI ...)")
+    interconnect_gbps: float | None = Field(default=None, gt=0, description="per-device link bandwidth, GB/s one way")
+    interconnect_latency_us: float | None = Field(default=None, gt=0, description="per-collective latency, us")
     tdp_w: float | None = Field(default=None, gt=0)
     idle_w: float | None = Field(default=None, ge=0)
     cores: int | None = Field(default=None, gt=0, description="physical cores (CPUs)")
