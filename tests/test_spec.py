@@ -112,7 +112,7 @@ def test_errors_name_file_line_field_and_allowed(write_suite, text, line, field,
 def test_yaml_syntax_error_has_line(write_suite):
     with pytest.raises(SpecError) as ei:
         load_suite(write_suite("name: t\nmatrix:\n  - models: [bert\n"))
-    assert ei.value.line is not None and "invalid YAML" in str(ei.value)
+    assert ei.value.line is not None and "YAML syntax error" in str(ei.value)
 
 
 def test_missing_file():

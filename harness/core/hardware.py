@@ -24,10 +24,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.yamlloc import fmt_loc, line_of
+from harness.core.yamlloc import YamlInputError, fmt_loc, line_of, read_yaml
 
 Kind = Literal["cpu", "gpu", "tpu", "fpga", "asic"]
 KINDS: tuple[str, ...] = ("cpu", "gpu", "tpu", "fpga", "asic")
@@ -66,6 +65,11 @@ class Price(BaseModel):
     source: str = Field(min_length=1, description="URL or 'user override' / 'estimate: <rule>'")
     uncertain: bool = False
     note: str = ""
+    includes_host: bool = Field(
+        default=True,
+        description="an instance price per device (host CPU, memory and network included); false for a "
+        "device-only price such as a GPU attached to a separately billed VM",
+    )
 
 
 class HardwareProfile(BaseModel):
@@ -78,6 +82,10 @@ class HardwareProfile(BaseModel):
     vendor: str
     model: str
     aliases: list[str] = Field(default_factory=list, description="strings the host reports for this device")
+    pci_ids: list[str] = Field(
+        default_factory=list,
+        description="PCI vendor:device ids of this device, lowercase hex as lspci prints them (10de:2335)",
+    )
     peak_tflops: PeakCompute = Field(default_factory=PeakCompute)
     memory_gb: float | None = Field(default=None, gt=0)
     memory_bw_gbps: float | None = Field(default=None, gt=0)
@@ -98,6 +106,9 @@ class HardwareProfile(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:
+        for pci in self.pci_ids:
+            if not re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{4}", pci):
+                raise ValueError(f"pci_ids entry {pci!r} is not a lowercase 'vendor:device' hex pair like '10de:2335'")
         for listname in ("uncertain", "estimated"):
             for path in getattr(self, listname):
                 if _get_path(self, path) is None:
@@ -186,16 +197,9 @@ def load_profile(path: str | Path) -> HardwareProfile:
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read hardware profile: {exc}") from exc
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ProfileError(f"{path}{line}: YAML syntax error: {exc}") from exc
+        root, data = read_yaml(path, "hardware profile")
+    except YamlInputError as exc:
+        raise ProfileError(str(exc)) from None
     if not isinstance(data, dict):
         raise ProfileError(f"{path}:1: a hardware profile must be a mapping, got {type(data).__name__}")
     try:
@@ -308,13 +312,19 @@ def load_overrides(path: str | Path) -> Overrides:
     """Read an overrides YAML file (keys: profile, tdp_w, idle_w, usd_per_hour, price_date, price_source)."""
 
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    try:
+        root, data = read_yaml(path, "overrides file")
+    except YamlInputError as exc:
+        raise ProfileError(str(exc)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}:1: an overrides file must be a mapping, got {type(data).__name__}")
     try:
         return Overrides.model_validate(data)
     except ValidationError as exc:
         raise ProfileError(
-            _format_validation(path, yaml.compose(text), exc).replace("invalid hardware profile", "invalid overrides")
+            _format_validation(path, root, exc).replace("invalid hardware profile", "invalid overrides")
         ) from None
 
 

@@ -17,6 +17,7 @@ backend and scenario names list what exists.
 
 from __future__ import annotations
 
+import importlib.util
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ from pydantic_core import ErrorDetails
 from harness.core import plugins
 from harness.core.records import CellSpec, cell_id
 from harness.core.stop import StopRule
-from harness.core.yamlloc import fmt_loc, line_of
-from workloads.registry import list_workloads
+from harness.core.yamlloc import YamlInputError, fmt_loc, line_of, read_yaml
+from workloads.registry import get_workload, list_workloads
+
+#: default cap on the cells one suite expands to; a suite may raise it with ``defaults.max_cells``
+MAX_CELLS = 1000
 
 
 class SpecError(ValueError):
@@ -64,6 +68,14 @@ class ScenarioRef(_Strict):
         default_factory=dict, description="option -> values; expands to one cell per value"
     )
 
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, vals in v.items() if not vals]
+        if empty:
+            raise ValueError(f"sweep of {', '.join(empty)} lists no values (it would expand to no cells)")
+        return v
+
 
 class Defaults(_Strict):
     size: str = "tiny"
@@ -72,6 +84,9 @@ class Defaults(_Strict):
     seed: int = 0
     parity: bool = True
     stop: dict[str, Any] = Field(default_factory=dict, description="StopRule fields for every cell")
+    max_cells: int = Field(
+        MAX_CELLS, gt=0, description="refuse a suite expanding to more cells than this (a sweep typed wrong)"
+    )
 
 
 class MatrixEntry(_Strict):
@@ -112,15 +127,9 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
     path = Path(path)
     fname = str(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(fname, None, "", f"cannot read suite file: {exc.strerror}") from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(fname, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from exc
+        node, data = read_yaml(path, "suite file")
+    except YamlInputError as exc:
+        raise SpecError(exc.file, exc.line, exc.field, exc.message) from None
     if not isinstance(data, dict):
         raise SpecError(fname, 1, "", "a suite file must be a mapping with 'name' and 'matrix'")
     try:
@@ -157,14 +166,25 @@ def _norm(item: Any, cls: type[BaseModel]) -> Any:
     return cls(name=item) if isinstance(item, str) else item
 
 
-def _check_model(name: str) -> None:
-    if name.startswith(("onnx:", "module:")):
-        return
-    known = list_workloads()
-    if name not in known:
-        raise ValueError(
-            f"unknown model {name!r}; known models: {', '.join(known)} (or 'onnx:PATH', 'module:pkg.mod:factory')"
-        )
+def _check_model(m: ModelRef, size: str) -> None:
+    """Raise ``ValueError`` unless ``m`` names a zoo model at a known size with known parameters,
+    an existing ``onnx:`` file or an importable ``module:`` (checked before any cell runs;
+    building a workload object constructs no network and imports no framework)."""
+    if not m.name.startswith(("onnx:", "module:")):
+        known = list_workloads()
+        if m.name not in known:
+            raise ValueError(
+                f"unknown model {m.name!r}; known models: {', '.join(known)} (or 'onnx:PATH', 'module:pkg.mod:factory')"
+            )
+    get_workload(m.name, size, **m.params)  # size, params and onnx: paths
+    if m.name.startswith("module:"):
+        mod_name = m.name[len("module:") :].rpartition(":")[0]
+        try:
+            found = importlib.util.find_spec(mod_name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ValueError(f"module workload: no importable module {mod_name!r} (is it on PYTHONPATH?)")
 
 
 def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) -> list[CellSpec]:
@@ -188,8 +208,8 @@ def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) 
         scenarios = [_norm(s, ScenarioRef) for s in entry.scenarios]
         for i, m in enumerate(models):
             try:
-                _check_model(m.name)
-            except ValueError as exc:
+                _check_model(m, m.size or d.size)
+            except (ValueError, TypeError) as exc:
                 loc = ("matrix", mi, "models", i)
                 raise SpecError(fname, line_of(node, loc), fmt_loc(loc), str(exc)) from None
         for i, b in enumerate(backends):
@@ -233,6 +253,17 @@ def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) 
                 if cid not in seen:
                     seen.add(cid)
                     cells.append(cell)
+                if len(cells) > d.max_cells:
+                    loc = ("matrix", mi)
+                    raise SpecError(
+                        fname,
+                        line_of(node, loc),
+                        fmt_loc(loc),
+                        f"the suite expands to more than {d.max_cells} cells; check the sweeps, split the suite "
+                        "or raise defaults.max_cells",
+                    )
+    if not cells:
+        raise SpecError(fname, line_of(node, ("matrix",)), "matrix", "expands to no cells")
     return cells
 
 

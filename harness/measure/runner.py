@@ -18,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.core.hardware import HardwareProfile
 from harness.core.records import CellRecord, CellSpec, CellStatus, RunRecord, utc_now
-from harness.core.spec import load_suite
+from harness.core.spec import SpecError, load_suite
+from harness.core.yamlloc import read_yaml
 from harness.measure.host import host_profile
 from harness.measure.lifecycle import RunRecorder
 from harness.measure.procs import exit_reason, kill_tree
@@ -184,12 +183,17 @@ def run_suite(
     progress: ProgressFn | None = None,
     only: Callable[[CellSpec], bool] | None = None,
 ) -> RunRecord:
-    """Load, validate, expand and run a suite file."""
+    """Load, validate, expand and run a suite file. Raises :class:`SpecError` for a bad suite
+    and when ``only`` keeps none of its cells (before anything runs or is written)."""
 
     suite, cells = load_suite(path)
     if only is not None:
-        cells = [c for c in cells if only(c)]
-    data = yaml.safe_load(Path(path).read_text())
+        kept = [c for c in cells if only(c)]
+        if not kept:
+            examples = ", ".join(c.cell_id for c in cells[:3])
+            raise SpecError(str(path), None, "--only", f"matches none of the {len(cells)} cells (ids like: {examples})")
+        cells = kept
+    _, data = read_yaml(path, "suite file")
     return run_cells(
         cells, name=suite.name, root=root, suite=data, suite_path=Path(path), profile=profile, progress=progress
     )
