@@ -2,11 +2,14 @@
 
 1. Measure the offline batch-latency curve (batch 1, 2, 4, 8) of ``resnet50:tiny`` with
    the torch backend through :func:`harness.measure.runner.run_cells`.
-2. Feed the curve (p50 batch latency per size) to :mod:`harness.planning.simulate`.
+2. Feed the curve to :mod:`harness.planning.simulate`: the median batch latency per size and
+   the measured spread around it (every batch's service time from the cells' raw rows), so
+   each simulated batch draws its service time from what the host did.
 3. Run the real ``online`` scenario at three loads (about 20 %, 50 % and 85 % of the
    simulated capacity) with the same batcher settings, and compare p50 / p99.
 
-Target: |error| <= 15 % at p50 and <= 25 % at p99 below saturation. Prints a Markdown table.
+Target: |error| <= 15 % at p50 and <= 25 % at p99 at every load. Prints a Markdown table;
+``--median-only`` feeds the medians alone (the simulator's behaviour for projected curves).
 Usage: ``python benchmarks/bench_simulator_validation.py [--model resnet50] [--duration 4]``
 """
 
@@ -17,10 +20,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.core.records import CellSpec
+from harness.core.records import CellSpec, latency_ns
 from harness.measure.load.batching import DynamicBatcher
 from harness.measure.runner import run_cells
 from harness.planning.simulate import ServiceCurve, simulate_online
+from harness.store.results import load_raw
 
 
 def main() -> int:
@@ -30,6 +34,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--delay-ms", type=float, default=0.5)
+    ap.add_argument("--median-only", action="store_true", help="feed only the median service time per batch size")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="simval-"))
     opts = {"threads": 1}
@@ -51,7 +56,15 @@ def main() -> int:
     if len(pts) < 2:
         raise SystemExit(f"offline sweep failed: {[(c.status, c.error) for c in rec.cells]}")
     bs = sorted(pts)
-    curve = ServiceCurve.from_points(bs, [pts[b] * 1e6 for b in bs], args.max_batch, "measured")
+    if args.median_only:
+        curve = ServiceCurve.from_points(bs, [pts[b] * 1e6 for b in bs], args.max_batch, "measured")
+    else:
+        samples = {}
+        for c in rec.cells:
+            if c.status == "ok":
+                raw = load_raw(rec, c.cell_id, root)
+                samples[c.spec.scenario_options["batch_size"]] = latency_ns(raw["completed_ns"], raw["scheduled_ns"])
+        curve = ServiceCurve.from_samples(samples, args.max_batch, "measured")
     policy = DynamicBatcher(args.max_batch, int(args.delay_ms * 1e6))
     cap = curve.capacity_qps(args.max_batch)
     print(
@@ -98,10 +111,9 @@ def main() -> int:
             f"{e99:+.0%} | {rb if rb is None else f'{rb:.2f}'} | {s.mean_batch:.2f} | "
             f"{c.metric('service_time_p50')} | {c.validity.get('generator_kept_up')} |"
         )
-        if label != "near saturation":  # the targets apply below saturation
-            ok &= abs(e50) <= 0.15 and abs(e99) <= 0.25
+        ok &= abs(e50) <= 0.15 and abs(e99) <= 0.25
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-    print(f"criteria below saturation: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")
+    print(f"criteria at every load: |p50 error| <= 15 %, |p99 error| <= 25 %: {'pass' if ok else 'FAIL'}")
     print(f"results kept in {root}")
     return 0 if ok else 1
 

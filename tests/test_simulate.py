@@ -63,3 +63,36 @@ def test_curve_from_points_interpolates_and_extrapolates() -> None:
     assert c(2) == 2 * MS and c(8) == 8 * MS
     with pytest.raises(ValueError):
         ServiceCurve(np.array([0]))
+
+
+def test_measured_spread_is_drawn_and_lengthens_the_tail() -> None:
+    rng = np.random.default_rng(5)
+    # service 1 ms median with a 10 % chance of 3 ms: M/G/1 at rho ~ 0.5
+    samples = np.where(rng.random(5000) < 0.1, 3 * MS, MS).astype(np.int64)
+    spread = ServiceCurve.from_samples({1: samples}, 1)
+    fixed = ServiceCurve(spread.service_ns)
+    assert spread(1) == MS
+    a = simulate_online(spread, 420.0, DynamicBatcher(1, 0), n_queries=40_000, seed=2)
+    b = simulate_online(fixed, 420.0, DynamicBatcher(1, 0), n_queries=40_000, seed=2)
+    assert a.p99_ms > 1.5 * b.p99_ms
+    # mean service 1.2 ms: busy share ~ 0.42 * 1.2
+    assert a.utilisation == pytest.approx(0.42 * 1.2, rel=0.05)
+    # Pollaczek-Khinchine mean wait for M/G/1: lambda E[S^2] / (2 (1 - rho))
+    lam, es, es2 = 0.420, 1.2, 0.9 * 1.0 + 0.1 * 9.0
+    rho = lam * es
+    assert a.mean_ms == pytest.approx(es + lam * es2 / (2 * (1 - rho)), rel=0.05)
+    # same seed, same draws
+    assert simulate_online(spread, 420.0, DynamicBatcher(1, 0), n_queries=5_000, seed=2) == simulate_online(
+        spread, 420.0, DynamicBatcher(1, 0), n_queries=5_000, seed=2
+    )
+
+
+def test_from_samples_spread_follows_the_nearest_measured_batch_below() -> None:
+    c = ServiceCurve.from_samples({1: [MS] * 20, 4: list(range(3 * MS, 5 * MS, MS // 10))}, 8)
+    assert c.jitter is not None and c.jitter.shape == (8, 1001)
+    assert np.all(c.jitter[0] == 1.0)  # batch 1: no spread
+    assert np.array_equal(c.jitter[3], c.jitter[7])  # batches 4..8 take batch 4's spread
+    assert c.jitter[3][0] < 1.0 < c.jitter[3][-1]
+    assert c.scaled(2.0).jitter is c.jitter
+    with pytest.raises(ValueError, match="at least 10"):
+        ServiceCurve.from_samples({1: [MS] * 3}, 1)

@@ -4,7 +4,9 @@ Queries arrive on a seeded schedule (:mod:`harness.measure.load.arrivals`), wait
 batched by the same :class:`~harness.measure.load.batching.DynamicBatcher` policy the real ``online``
 scenario uses; a batch of ``k`` takes ``t(k)`` from a :class:`ServiceCurve` (measured from
 offline sweeps, or projected by :mod:`harness.planning.projection`) on one of ``instances`` identical
-model instances. The event loop is :func:`harness.measure.load.batching.simulate` (heap of instance-free
+model instances. A curve built from measured samples (:meth:`ServiceCurve.from_samples`) also
+carries their spread, and each simulated batch then draws its service time from it: a queue's
+tail depends on the service time's tail, not only its median. The event loop is :func:`harness.measure.load.batching.simulate` (heap of instance-free
 times, virtual clock; 1e5 queries in a fraction of a second).
 
 Latency = completion - arrival (the simulated issuer never lags). Percentiles use LoadGen's
@@ -19,7 +21,7 @@ which each of ``n`` devices sees an independent stream at ``qps / n``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +29,24 @@ import numpy as np
 from harness.measure.load import arrivals
 from harness.measure.load.batching import DynamicBatcher, simulate
 
+#: Quantile levels a measured service-time distribution is kept at (:meth:`ServiceCurve.from_samples`).
+JITTER_LEVELS = 1001
+
 
 @dataclass(frozen=True)
 class ServiceCurve:
-    """Batch service time ``t(k)`` in ns for ``k = 1..max_batch`` (index ``k - 1``)."""
+    """Batch service time ``t(k)`` in ns for ``k = 1..max_batch`` (index ``k - 1``).
+
+    ``jitter`` (optional, shape ``(max_batch, JITTER_LEVELS)``) is the measured spread of the
+    service time around ``t(k)``: row ``k - 1`` holds the quantile function of
+    ``service / median service`` at evenly spaced probabilities 0..1. With it,
+    :func:`simulate_online` draws each batch's service time from that distribution (seeded);
+    without it every batch of ``k`` takes exactly ``t(k)``.
+    """
 
     service_ns: np.ndarray
     provenance: str = "projected:roofline"
+    jitter: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         arr = np.asarray(self.service_ns, dtype=np.int64)
@@ -42,6 +55,38 @@ class ServiceCurve:
         if np.any(arr <= 0):
             raise ValueError("service times must be > 0 ns")
         object.__setattr__(self, "service_ns", arr)
+        if self.jitter is not None:
+            j = np.asarray(self.jitter, dtype=np.float64)
+            if j.ndim != 2 or j.shape[0] != arr.size or j.shape[1] < 2:
+                raise ValueError(f"jitter must have shape ({arr.size}, levels >= 2), got {j.shape}")
+            if np.any(j <= 0) or np.any(np.diff(j, axis=1) < 0):
+                raise ValueError("jitter rows must be positive, non-decreasing quantile functions")
+            object.__setattr__(self, "jitter", j)
+
+    def sampler(self, seed: int, draws: int) -> Callable[[int], int]:
+        """``k -> service time (ns)`` for the simulator: ``t(k)`` exactly without ``jitter``,
+        else ``t(k)`` times a seeded draw from row ``k - 1`` of ``jitter`` (``draws`` uniform
+        variates are drawn up front and reused cyclically)."""
+        table = [0, *self.service_ns.tolist()]
+        if self.jitter is None:
+            return table.__getitem__
+        jitter = self.jitter
+        levels = jitter.shape[1]
+        u = np.random.default_rng(seed).random(max(int(draws), 1)) * (levels - 1)
+        lo = np.floor(u).astype(np.int64)
+        frac = u - lo
+        hi = np.minimum(lo + 1, levels - 1)
+        n = u.size
+        state = [0]
+
+        def draw(k: int) -> int:
+            i = state[0] % n
+            state[0] += 1
+            row = jitter[k - 1]
+            factor = row[lo[i]] + (row[hi[i]] - row[lo[i]]) * frac[i]
+            return max(1, int(round(table[k] * factor)))
+
+        return draw
 
     @property
     def max_batch(self) -> int:
@@ -57,8 +102,11 @@ class ServiceCurve:
         return float(np.max(ks / (self.service_ns[:m] * 1e-9)))
 
     def scaled(self, factor: float) -> ServiceCurve:
-        """Every service time multiplied by ``factor`` (e.g. the pessimistic end of a range)."""
-        return ServiceCurve(np.maximum(1, np.round(self.service_ns * factor)).astype(np.int64), self.provenance)
+        """Every service time multiplied by ``factor`` (e.g. the pessimistic end of a range);
+        the relative spread (``jitter``) is kept."""
+        return ServiceCurve(
+            np.maximum(1, np.round(self.service_ns * factor)).astype(np.int64), self.provenance, self.jitter
+        )
 
     @classmethod
     def from_points(
@@ -79,6 +127,34 @@ class ServiceCurve:
             beyond = ks > b[-1]
             out[beyond] = t[-1] + slope * (ks[beyond] - b[-1])
         return cls(np.maximum(1, np.round(out)).astype(np.int64), provenance)
+
+    @classmethod
+    def from_samples(
+        cls, samples_ns: Mapping[int, Sequence[int] | np.ndarray], max_batch: int, provenance: str = "measured"
+    ) -> ServiceCurve:
+        """Curve through the median of each measured batch size's service times (as
+        :meth:`from_points`), with ``jitter`` from the same samples: batch ``k`` takes the
+        relative spread of the nearest measured batch size at or below ``k`` (the smallest one
+        below the first). Each batch size needs at least 10 samples."""
+        if not samples_ns:
+            raise ValueError("samples_ns must name at least one batch size")
+        sizes = sorted(samples_ns)
+        medians, rows = [], []
+        probs = np.linspace(0.0, 1.0, JITTER_LEVELS)
+        for b in sizes:
+            x = np.asarray(samples_ns[b], dtype=np.float64)
+            x = x[np.isfinite(x) & (x > 0)]
+            if x.size < 10:
+                raise ValueError(f"batch size {b}: {x.size} valid service times, need at least 10")
+            med = float(np.median(x))
+            medians.append(med)
+            rows.append(np.quantile(x, probs) / med)
+        base = cls.from_points(sizes, medians, max_batch, provenance)
+        jitter = np.empty((max_batch, JITTER_LEVELS))
+        for k in range(1, max_batch + 1):
+            below = [i for i, b in enumerate(sizes) if b <= k]
+            jitter[k - 1] = rows[below[-1] if below else 0]
+        return cls(base.service_ns, provenance, jitter)
 
 
 @dataclass(frozen=True)
@@ -117,14 +193,14 @@ def simulate_online(
     warmup_fraction: float = 0.1,
 ) -> SimSummary:
     """Simulate ``n_queries`` arrivals at ``qps``; statistics skip the first ``warmup_fraction``
-    of queries (the empty-system start)."""
+    of queries (the empty-system start). A curve with ``jitter`` draws service times from its
+    measured spread (seeded by ``seed + 1``); the same seed gives the same result."""
     if policy.max_batch_size > curve.max_batch:
         raise ValueError(
             f"policy max_batch_size {policy.max_batch_size} exceeds the service curve ({curve.max_batch} batch sizes)"
         )
     arr = arrivals.schedule(arrival, qps, count=n_queries, seed=seed, burstiness=burstiness)
-    table = [0, *curve.service_ns.tolist()]
-    res = simulate(arr, table.__getitem__, policy, instances)
+    res = simulate(arr, curve.sampler(seed + 1, n_queries), policy, instances)
     lat = res.completed_ns - arr
     skip = int(n_queries * warmup_fraction)
     s = np.sort(lat[skip:])
