@@ -88,3 +88,40 @@ def test_max_queries_caps_the_extension(monkeypatch: pytest.MonkeyPatch) -> None
     assert res.queries["completed_ns"].size == 500
     assert ss["verdict"] == "inconclusive" and ss["stopped"].startswith("stop.max_queries")
     assert res.validity["steady_state"] and "need >= 1 s" in ss["note"]
+
+
+def test_meters_cover_exactly_the_kept_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A discarded (unstable) attempt is outside the window the meters report: each attempt
+    opens its own window on the real cell context, and the last one is the kept attempt's."""
+    from harness.measure.worker import RunnerContext
+
+    class Backend(ScriptedBackend):
+        def prepare(self, inputs: Any) -> Any:
+            return inputs
+
+    windows: list[list[int]] = []
+
+    class Meter:
+        def __enter__(self) -> Meter:
+            windows.append([be.t])
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            windows[-1].append(be.t)
+
+    class Workload:
+        def make_inputs(self, batch_size: int, seed: int) -> Any:
+            return batch_size
+
+    # the first attempt drifts (each query 0.2 us slower), the second is steady
+    be = Backend(lambda i: 1_000_000 + (200 * i if len(windows) < 2 else 0))
+    stop = {"min_duration_s": 3.0, "min_queries": 10, "max_duration_s": 30, "warmup_s": 0, "warmup_queries": 2}
+    monkeypatch.setattr(closed, "now_ns", be.clock)
+    ctx = RunnerContext(be, Workload(), seed=0, meters=[Meter()])
+    res = OfflineScenario(OfflineScenario.Options(stop={**stop, "max_attempts": 3})).run(ctx)
+    assert res.extra["steady_state"]["verdict"] == "stable"
+    assert len(res.warmup["discarded_unstable_attempts"]) == 1 and len(windows) == 2
+    start, end = windows[-1]
+    assert start <= int(res.queries["issued_ns"][0]) and int(res.queries["completed_ns"][-1]) <= end
+    # the kept window starts after the discarded attempt ended
+    assert start >= windows[0][1]

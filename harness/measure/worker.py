@@ -51,8 +51,11 @@ class RunnerContext(CellContext):
 
     @contextmanager
     def window(self) -> Iterator[None]:
+        """The measurement window. Entering it again (a repeated attempt) restarts every meter:
+        the last window is the one recorded, so power and energy cover exactly the kept
+        attempt. Windows do not nest."""
         if self._entered:
-            raise RuntimeError("the measurement window may be entered once per cell")
+            raise RuntimeError("measurement windows do not nest")
         self._entered = True
         with ExitStack() as stack:
             for m in self.meters:

@@ -82,7 +82,8 @@ class CellContext(ABC):
 
     @abstractmethod
     def window(self) -> AbstractContextManager[None]:
-        """Context manager that marks the measurement window (meters run inside it)."""
+        """Context manager that marks the measurement window (meters run inside it). A scenario
+        that repeats its measurement enters it once per attempt; the last window is recorded."""
 
     def progress(self, fraction: float) -> None:  # noqa: B027 - optional hook
         """Report progress in [0, 1] (optional)."""

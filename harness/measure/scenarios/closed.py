@@ -151,25 +151,24 @@ def _measure(
     }
     del warm
     discarded: list[dict[str, Any]] = []
-    with ctx.window():
-        for attempt in range(stop.max_attempts):
+    for attempt in range(stop.max_attempts):
+        # one window per attempt: the meters' window is exactly the kept attempt's
+        with ctx.window():
             batches = itertools.cycle(pool)
             rec = _recorder(cap, ctx.seed)
             closed_loop_recorded(infer, batches, stop, now_ns, rec)
             rec, steady, ext = _extend_while_inconclusive(infer, batches, rec, stop, batch_size, cap, ctx.seed)
-            if steady.verdict != "unstable" or attempt + 1 == stop.max_attempts:
-                break
-            n = rec.total_rows
-            discarded.append(
-                {
-                    "queries": n,
-                    "steady_state_ratio": float(steady.spread),
-                    "last_to_first": float(steady.ratio),
-                    "throughput": n
-                    * batch_size
-                    / ((rec.last_row()["completed_ns"] - rec.first_row()["issued_ns"]) / 1e9),
-                }
-            )
+        if steady.verdict != "unstable" or attempt + 1 == stop.max_attempts:
+            break
+        n = rec.total_rows
+        discarded.append(
+            {
+                "queries": n,
+                "steady_state_ratio": float(steady.spread),
+                "last_to_first": float(steady.ratio),
+                "throughput": n * batch_size / ((rec.last_row()["completed_ns"] - rec.first_row()["issued_ns"]) / 1e9),
+            }
+        )
     warmup["discarded_unstable_attempts"] = discarded
     return rec, warmup, steady, ext
 
