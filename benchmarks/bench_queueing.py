@@ -98,11 +98,13 @@ def start_lag_ns(q: dict[str, np.ndarray], instances: int) -> np.ndarray:
     return lag
 
 
-def run_case(instances: int, rho: float, service_us: float, queries: int, seed: int) -> dict[str, float]:
+def run_case(
+    instances: int, rho: float, service_us: float, queries: int, seed: int, guard_us: float | None = None
+) -> dict[str, float]:
     service_ns = int(service_us * 1000)
     rate = rho * instances / (service_ns / 1e9)
     be = FixedServiceBackend()
-    be.options = {"service_us": service_us}
+    be.options = {"service_us": service_us} if guard_us is None else {"service_us": service_us, "guard_us": guard_us}
     o = OnlineOptions(
         target_qps=rate,
         instances=instances,
@@ -148,11 +150,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--service-us", type=float, default=1000.0, help="service time S per query (µs)")
     ap.add_argument("--queries", type=int, default=10_000, help="queries per case")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--guard-us",
+        type=float,
+        default=None,
+        help="the backend blocks until this long before the end of each service, then spins "
+        "(default: spins throughout, as a CPU-bound model)",
+    )
+    ap.add_argument("--cases", default=None, help="e.g. '1:0.5,2:0.8' (default: all)")
     args = ap.parse_args(argv)
+    cases = CASES if not args.cases else [(int(c), float(r)) for c, r in (x.split(":") for x in args.cases.split(","))]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = []
-    for i, (c, rho) in enumerate(CASES):
-        r = run_case(c, rho, args.service_us, args.queries, args.seed + i)
+    for i, (c, rho) in enumerate(cases):
+        r = run_case(
+            c,
+            rho,
+            args.service_us,
+            args.queries,
+            args.seed + CASES.index((c, rho)) if (c, rho) in CASES else args.seed + i,
+            args.guard_us,
+        )
         rows.append((c, rho, r))
         print(
             f"  M/D/{c} rho {rho}: measured {r['measured_ms']:.4f} ms, same arrivals {r['same_ms']:.4f} ms",
