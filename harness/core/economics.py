@@ -11,21 +11,38 @@ Throughput measured in the run is ``measured``; power keeps its meter's label
 ``estimated``: a dated list price is ``estimated:list-price`` (what one pays differs by
 discount, region and date), a user-supplied price ``estimated:user-price``; an energy tariff is
 ``estimated:tariff``, a grid intensity ``estimated:grid-intensity``.
+
+Which price: :func:`choose_price` picks one of a profile's dated prices by a *price source*
+(``on-demand`` by default, ``spot``, ``committed``, ``capacity-block``, or a provider name); a
+user price (``pricing_model: user``) always wins. :func:`basis_price` prices a cell from its
+:class:`~harness.core.host_match.CostBasis`: the device's own price plus, for an accelerator
+whose price is device-only (``includes_host: false``), its share of the host CPU's price
+(host CPU price / number of accelerators). An instance price divided by its accelerators
+already carries the host, so nothing is added to it (adding it would count the host twice).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import NamedTuple
 
-from harness.core.hardware import HardwareProfile
+from harness.core.hardware import HardwareProfile, Price
+from harness.core.host_match import CostBasis
 from harness.core.metrics import Metric, combine_provenance
 
 HOURS_PER_MONTH = 730.0  #: 8760 h / 12, the convention cloud price lists use
 J_PER_KWH = 3.6e6
 
 __all__ = [
+    "DEFAULT_PRICE_SOURCE",
     "HOURS_PER_MONTH",
     "J_PER_KWH",
+    "PRICE_SOURCES",
+    "PriceChoice",
+    "basis_price",
+    "check_price_source",
+    "choose_price",
     "co2_grams",
     "cell_economics",
     "devices_needed",
@@ -175,16 +192,107 @@ def power_kw(devices: int, power_w: float, provenance: str = "measured") -> Metr
     )
 
 
-def price_of(profile: HardwareProfile | None) -> tuple[float, str, str] | None:
-    """(USD per device-hour, provenance, description) of a profile's first non-spot price, or None."""
-    price = profile.latest_price() if profile is not None else None
-    if price is None:
+#: price sources that select by pricing model (anything else names a provider)
+PRICE_SOURCES: dict[str, str] = {
+    "on-demand": "on-demand",
+    "spot": "spot",
+    "committed": "committed-use",
+    "capacity-block": "capacity-block",
+}
+DEFAULT_PRICE_SOURCE = "on-demand"
+#: order of pricing models when the requested source has no price in a profile
+_FALLBACK_ORDER = ("on-demand", "capacity-block", "committed-use", "estimated", "spot")
+
+
+class PriceChoice(NamedTuple):
+    """The price used for a device: USD per device-hour, its provenance, a one-line description
+    (provider, instance, pricing model, date, and why it was chosen if it is not the requested
+    source), and the :class:`~harness.core.hardware.Price` itself."""
+
+    usd_per_hour: float
+    provenance: str
+    description: str
+    price: Price
+
+
+def _describe(profile_id: str, price: Price) -> str:
+    desc = f"{profile_id}: {price.provider} {price.instance} {price.pricing_model}, {price.date}".replace("  ", " ")
+    return desc + (" (price uncertain in source)" if price.uncertain else "")
+
+
+def _is_provider(source: str, provider: str) -> bool:
+    s, p = source.lower(), provider.lower()
+    return p == s or p.startswith(s + " ") or s in p.replace("(", " ").replace(")", " ").replace(",", " ").split()
+
+
+def check_price_source(source: str, profiles: Iterable[HardwareProfile]) -> None:
+    """Raise ``ValueError`` unless ``source`` is a pricing model or a provider some profile lists."""
+    if source in PRICE_SOURCES:
+        return
+    providers = sorted({p.provider for prof in profiles for p in prof.prices if p.pricing_model != "user"})
+    if not any(_is_provider(source, prov) for prov in providers):
+        raise ValueError(
+            f"unknown price source {source!r}; allowed: {', '.join(PRICE_SOURCES)} or a provider "
+            f"({', '.join(providers)})"
+        )
+
+
+def choose_price(profile: HardwareProfile | None, source: str = DEFAULT_PRICE_SOURCE) -> PriceChoice | None:
+    """The price of ``profile`` for ``source``; ``None`` when the profile lists no price.
+
+    A user price (``pricing_model: user``) always wins. Otherwise the first price (list order is
+    preference) whose pricing model is ``source`` (``committed`` = ``committed-use``), or whose
+    provider is ``source`` (case-insensitive, e.g. ``aws``, ``lambda``). When none matches, the
+    first price in the order on-demand, capacity-block, committed-use, estimated, spot is used and
+    the description says that the requested source had none.
+    """
+    if profile is None or not profile.prices:
         return None
-    prov = "estimated:user-price" if price.pricing_model == "user" else "estimated:list-price"
-    desc = f"{price.provider} {price.instance} {price.pricing_model}, {price.date}".strip()
-    if price.uncertain:
-        desc += " (price uncertain in source)"
-    return price.usd_per_device_hour, prov, desc
+    prices = profile.prices
+    user = [p for p in prices if p.pricing_model == "user"]
+    note = ""
+    if user:
+        chosen = user[0]
+    else:
+        model = PRICE_SOURCES.get(source)
+        match = [p for p in prices if (p.pricing_model == model if model else _is_provider(source, p.provider))]
+        if match:
+            chosen = match[0]
+        else:
+            chosen = min(prices, key=lambda p: _FALLBACK_ORDER.index(p.pricing_model))
+            note = f"; no {source} price listed, used this {chosen.pricing_model} price"
+    prov = "estimated:user-price" if chosen.pricing_model == "user" else "estimated:list-price"
+    return PriceChoice(chosen.usd_per_device_hour, prov, _describe(profile.id, chosen) + note, chosen)
+
+
+def price_of(profile: HardwareProfile | None, source: str = DEFAULT_PRICE_SOURCE) -> PriceChoice | None:
+    """(USD per device-hour, provenance, description, price) for ``source``; see :func:`choose_price`."""
+    return choose_price(profile, source)
+
+
+def basis_price(basis: CostBasis, source: str = DEFAULT_PRICE_SOURCE) -> PriceChoice | None:
+    """The hourly price of a cell on ``basis.device``; ``None`` when the device itself has no price
+    (an accelerator is never priced as its host CPU).
+
+    CPU cell: the CPU's price. Accelerator cell: its price; when that price is device-only
+    (``includes_host`` false) plus ``host_share`` x the host CPU's price, the rule stated in the
+    description; an instance price already includes the host and the description says so.
+    """
+    own = choose_price(basis.profile, source)
+    if own is None or basis.host_cpu is None or basis.host_share <= 0:
+        return own
+    if own.price.includes_host:
+        return own._replace(description=f"{own.description}; host CPU included in this instance price")
+    cpu = choose_price(basis.host_cpu, source)
+    if cpu is None:
+        return own._replace(description=f"{own.description}; host CPU {basis.host_cpu.id} has no price, none added")
+    return PriceChoice(
+        own.usd_per_hour + basis.host_share * cpu.usd_per_hour,
+        combine_provenance([own.provenance, cpu.provenance]),
+        f"{own.description} + host CPU share ({basis.share_rule}: {basis.host_share:.3g} x "
+        f"{cpu.usd_per_hour:.4g} USD/h, {cpu.description})",
+        own.price,
+    )
 
 
 def cell_economics(
@@ -196,12 +304,14 @@ def cell_economics(
     pue: float = 1.0,
     grid_g_per_kwh: float | None = None,
     tokens_per_s: float | None = None,
+    basis: CostBasis | None = None,
 ) -> dict[str, Metric]:
     """Energy and cost metrics of one cell, keyed by metric name (see :mod:`harness.core.metrics`).
 
     ``throughput_per_s`` is the cell's measured samples/s, ``power_w`` the mean power over the
     same window with its provenance, ``profile`` the hardware profile whose price applies (one
-    device). A metric whose input is missing is present with ``value=None`` and the reason in
+    device), or ``basis`` the cell's device and host share (:func:`basis_price`; it wins over
+    ``profile``). A metric whose input is missing is present with ``value=None`` and the reason in
     ``method``, so reports show why it is blank.
     """
     out: dict[str, Metric] = {}
@@ -231,10 +341,10 @@ def cell_economics(
             else blank("J", "no power reading or tokens/s")
         )
 
-    price = price_of(profile)
-    pid = getattr(profile, "id", "?")
+    price = basis_price(basis) if basis is not None else price_of(profile)
+    pid = basis.profile.id if basis is not None else getattr(profile, "id", "?")
     if price is not None and have_tp:
-        usd_h, prov, desc = price
+        usd_h, prov, desc, _ = price
         m = usd_per_1m_inferences(usd_h, throughput_per_s, prov)
         out["usd_per_1m_inferences"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
     else:
@@ -243,7 +353,7 @@ def cell_economics(
         )
     if tokens_per_s is not None:
         if price is not None and have_tokens:
-            usd_h, prov, desc = price
+            usd_h, prov, desc, _ = price
             m = usd_per_1m_tokens(usd_h, tokens_per_s, prov)
             out["usd_per_1m_tokens"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
         else:

@@ -1,9 +1,13 @@
-"""Which hardware profile a detected host is: matching by name, or a ``local`` profile.
+"""Which hardware profiles a detected host is made of: one CPU profile plus N accelerator profiles.
 
 :func:`match_host` matches what a machine reports (:class:`HostInfo`, detected by
-:mod:`harness.measure.host`) to a shipped profile by its aliases (CUDA devices to their GPU
-profile, the CPU to its CPU profile); a CPU without a profile gets :func:`local_profile`, whose
-TDP and price are estimated by stated rules and flagged so. Pure functions: no detection here.
+:mod:`harness.measure.host`) to a shipped profile: the CPU by its model string (a CPU without a
+profile gets :func:`local_profile`, whose TDP and price are estimated by stated rules and
+flagged so), each GPU by :func:`match_gpu` (PCI id, else the exact NVML name among the
+profile's aliases; a GPU without a profile gets :func:`unmatched_gpu_profile`: its name and
+memory, no price, a note saying so). :func:`host_identity` is the whole host as recorded in a
+run's environment, and :func:`cost_basis` says which profiles price a cell on a given device
+and the share of the host CPU it carries. Pure functions: no detection here.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class GpuInfo(BaseModel):
     name: str
     memory_bytes: int | None = None
     driver: str | None = None
+    pci_id: str | None = Field(default=None, description="PCI vendor:device, lowercase hex (10de:2335)")
 
 
 class HostInfo(BaseModel):
@@ -133,12 +138,130 @@ def local_profile(host: HostInfo, profiles: dict[str, HardwareProfile] | None = 
     )
 
 
-def match_host(host: HostInfo, profiles: dict[str, HardwareProfile], device: str = "cpu") -> HardwareProfile:
-    """The shipped profile for ``device`` of this host, else a ``local`` profile (CPU only).
+def match_gpu(gpu: GpuInfo, profiles: dict[str, HardwareProfile]) -> HardwareProfile | None:
+    """The shipped GPU profile of ``gpu``: the one listing its PCI id, else the one whose model or an
+    alias equals its NVML name (normalised: case, punctuation and the words NVIDIA/Tesla ignored);
+    ``None`` when none or several match (an NVML name like "NVIDIA H200 NVL" is not an "NVIDIA H200")."""
+    gpus = [p for p in profiles.values() if p.kind == "gpu"]
+    if gpu.pci_id:
+        by_pci = [p for p in gpus if gpu.pci_id.lower() in p.pci_ids]
+        if len(by_pci) == 1:
+            return by_pci[0]
+    name = _norm(gpu.name)
+    by_name = [p for p in gpus if name and name in {_norm(a) for a in [*p.aliases, p.model]}]
+    return by_name[0] if len(by_name) == 1 else None
 
-    ``device`` is ``cpu`` or ``cuda:N``. CPUs match on the model string (``model`` or one of the
-    ``aliases`` appears, normalised, in ``/proc/cpuinfo``'s model name); GPUs on the NVML name.
-    An unmatched GPU raises ``LookupError`` (no rule to estimate a GPU's specs).
+
+def unmatched_gpu_profile(gpu: GpuInfo) -> HardwareProfile:
+    """A placeholder profile for a GPU no shipped profile matches: its reported name and memory,
+    no peak, no power figures and no price (so no cost is computed for it), and a note saying why."""
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu.name.lower()).strip("-")[:48] or "gpu"
+    pci = f", PCI id {gpu.pci_id}" if gpu.pci_id else ""
+    return HardwareProfile(
+        id=f"unmatched-gpu-{slug}",
+        kind="gpu",
+        vendor="NVIDIA" if "nvidia" in gpu.name.lower() or gpu.pci_id and gpu.pci_id.startswith("10de:") else "unknown",
+        model=gpu.name,
+        aliases=[gpu.name],
+        memory_gb=round(gpu.memory_bytes / 1e9, 3) if gpu.memory_bytes else None,
+        sources=["detected: NVML"],
+        notes=(
+            f"no shipped hardware profile matches the GPU {gpu.name!r}{pci}; no price and no specs, so its "
+            "cells carry no cost (add the NVML name to a profile's aliases, or its PCI id to pci_ids)"
+        ),
+    )
+
+
+class Accelerator(BaseModel):
+    """One accelerator of a host as recorded in a run: what it reported and the profile it matched
+    (``profile_id`` is None for an unmatched device; ``note`` says why)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str = Field(description="the device string cells use for it (cuda:N)")
+    index: int
+    name: str
+    memory_bytes: int | None = None
+    pci_id: str | None = None
+    profile_id: str | None = None
+    note: str = ""
+
+
+class HostIdentity(BaseModel):
+    """The whole host: its CPU profile and each accelerator's profile (recorded in a run's environment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpu_model: str
+    cpu_profile_id: str
+    accelerators: list[Accelerator] = Field(default_factory=list)
+    detection: str = Field(default="", description="how accelerators were detected, or why none could be")
+
+
+def host_identity(host: HostInfo, profiles: dict[str, HardwareProfile], cpu: HardwareProfile) -> HostIdentity:
+    """``host`` as one CPU profile (``cpu``, as matched or overridden) plus its GPUs' profiles."""
+    accs = []
+    for g in host.gpus:
+        p = match_gpu(g, profiles)
+        accs.append(
+            Accelerator(
+                device=f"cuda:{g.index}",
+                index=g.index,
+                name=g.name,
+                memory_bytes=g.memory_bytes,
+                pci_id=g.pci_id,
+                profile_id=p.id if p is not None else None,
+                note="" if p is not None else unmatched_gpu_profile(g).notes,
+            )
+        )
+    return HostIdentity(
+        cpu_model=host.cpu_model, cpu_profile_id=cpu.id, accelerators=accs, detection=host.gpu_detection
+    )
+
+
+class CostBasis(BaseModel):
+    """What a cell on ``device`` is priced and metered with.
+
+    ``profile`` is the device's own profile (the host CPU's for a ``cpu`` cell, the accelerator's
+    for ``cuda:N``). ``host_cpu`` and ``host_share`` are the host CPU profile and the fraction of it
+    an accelerator cell carries (``1 / number of accelerators``; 0 and None for a CPU cell, which
+    is the CPU). ``share_rule`` states the rule in words for the metrics' methods.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    profile: HardwareProfile
+    host_cpu: HardwareProfile | None = None
+    host_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    share_rule: str = ""
+
+
+def cost_basis(host: HostInfo, profiles: dict[str, HardwareProfile], cpu: HardwareProfile, device: str) -> CostBasis:
+    """The :class:`CostBasis` of a cell on ``device`` (``cpu``, ``cuda`` or ``cuda:N``; ``cuda`` is
+    GPU 0) of ``host``, whose CPU profile is ``cpu``. An unmatched GPU gets
+    :func:`unmatched_gpu_profile` (no price); a GPU index the host lacks raises ``LookupError``."""
+    if device == "cpu":
+        return CostBasis(device="cpu", profile=cpu, share_rule="the cell's device is the host CPU (all of it)")
+    acc = match_host(host, profiles, device)
+    n = max(1, len(host.gpus))
+    return CostBasis(
+        device=device,
+        profile=acc,
+        host_cpu=cpu,
+        host_share=1.0 / n,
+        share_rule=f"host CPU {cpu.id} / {n} accelerator(s) on the host",
+    )
+
+
+def match_host(host: HostInfo, profiles: dict[str, HardwareProfile], device: str = "cpu") -> HardwareProfile:
+    """The shipped profile for ``device`` of this host, else a ``local`` CPU profile or an
+    unmatched-GPU placeholder.
+
+    ``device`` is ``cpu``, ``cuda`` or ``cuda:N``. CPUs match on the model string (``model`` or one
+    of the ``aliases`` appears, normalised, in ``/proc/cpuinfo``'s model name); GPUs by
+    :func:`match_gpu`; a GPU no profile matches gets :func:`unmatched_gpu_profile` (no price, a
+    note). A GPU index the host does not have raises ``LookupError``.
     """
     if device == "cpu":
         for p in profiles.values():
@@ -152,8 +275,4 @@ def match_host(host: HostInfo, profiles: dict[str, HardwareProfile], device: str
     gpu = next((g for g in host.gpus if g.index == idx), None)
     if gpu is None:
         raise LookupError(f"device {device} not found on this host ({host.gpu_detection or 'no GPUs'})")
-    for p in profiles.values():
-        if p.kind == "gpu" and _matches(gpu.name, p):
-            return p
-    known = ", ".join(sorted(k for k, p in profiles.items() if p.kind == "gpu"))
-    raise LookupError(f"no hardware profile matches GPU {gpu.name!r}; known GPU profiles: {known}")
+    return match_gpu(gpu, profiles) or unmatched_gpu_profile(gpu)

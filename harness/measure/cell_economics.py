@@ -3,12 +3,19 @@
 Energy comes from the meter readings of the measurement window (``measured:*`` counters or
 ``estimated:tdp-model``); cost from the hardware profile's dated price. The formulas live in
 :mod:`harness.core.economics`; this module only maps a cell's measured rates onto them.
+
+A cell on an accelerator (its :class:`~harness.core.host_match.CostBasis` has a ``host_cpu``) is
+priced with the accelerator's profile (:func:`harness.core.economics.basis_price`), and its power
+is the accelerator's counter plus ``host_share`` (1 / accelerators on the host) of any host CPU
+energy reading in the window (RAPL, metered only where readable); the labels of both parts
+combine by :func:`harness.core.metrics.combine_provenance`.
 """
 
 from __future__ import annotations
 
 from harness.core.economics import cell_economics
 from harness.core.hardware import HardwareProfile
+from harness.core.host_match import CostBasis
 from harness.core.metrics import Metric, Reading
 from harness.measure.meters.select import energy_summary
 
@@ -17,15 +24,17 @@ def attach_energy_and_cost(
     metrics: dict[str, Metric],
     readings: list[Reading],
     profile: HardwareProfile | None,
+    basis: CostBasis | None = None,
 ) -> dict[str, Metric]:
     """Energy, power, J/inference, $/1M and memory metrics for one cell.
 
     Power is the meters' mean over the measurement window; J/inference divides it by the
     scenario's throughput over the same measurement (for open-loop scenarios the meter window
-    also spans the issuer's start-up and the drain of the last queries, a few ms)."""
+    also spans the issuer's start-up and the drain of the last queries, a few ms). ``basis``
+    (the cell's device, its profile and host share) prices the cell; without it ``profile`` does."""
 
     out: dict[str, Metric] = {}
-    es = energy_summary(readings)
+    es = energy_summary(_host_share_of(readings, basis))
     power_w, prov = es["power_w"], es["provenance"]
     note = "; ".join(es["notes"])
     if power_w is not None and es["valid"]:
@@ -42,7 +51,7 @@ def attach_energy_and_cost(
             out["device_memory_bytes"] = Metric(value=total, unit="B", provenance=r.provenance, method=r.note)
     thr = metrics["throughput"].value if "throughput" in metrics else None
     tok = metrics["output_tokens_per_s"].value if "output_tokens_per_s" in metrics else None
-    if profile is None or (thr is None and tok is None):
+    if (profile is None and basis is None) or (thr is None and tok is None):
         return out
 
     econ = cell_economics(
@@ -51,8 +60,24 @@ def attach_energy_and_cost(
         power_provenance=prov,
         profile=profile,
         tokens_per_s=tok,
+        basis=basis,
     )
     for name, m in econ.items():
         if name not in out:  # power_w (with its validity note) is set above, once
             out[name] = m
+    return out
+
+
+def _host_share_of(readings: list[Reading], basis: CostBasis | None) -> list[Reading]:
+    """``readings`` with each host (non-``gpu:*``) energy reading of an accelerator cell scaled by
+    the cell's host share, its note saying so; unchanged for a CPU cell or without a basis."""
+    if basis is None or basis.host_cpu is None:
+        return readings
+    share = basis.host_share
+    out = []
+    for r in readings:
+        if r.quantity == "energy" and not r.scope.startswith("gpu"):
+            note = f"host CPU share {share:.3g} of {r.value:.6g} J ({basis.share_rule})"
+            r = r.model_copy(update={"value": r.value * share, "note": f"{r.note}; {note}" if r.note else note})
+        out.append(r)
     return out

@@ -1,10 +1,12 @@
-"""Host detection: what this machine reports about itself, and the hardware profile it maps to.
+"""Host detection: what this machine reports about itself, and the hardware profiles it maps to.
 
 The one place that reads ``/proc/cpuinfo``, psutil and NVML about the host. The environment
-manifest (:mod:`harness.measure.environment`) and the host profile of every run
-(:func:`host_profile`) both come from here. Matching a detected host to a shipped profile,
+manifest (:mod:`harness.measure.environment`), the host CPU profile of every run
+(:func:`host_profile`), the whole host's identity recorded with a run (:func:`host_record`:
+CPU profile + one profile per GPU) and the profiles a cell is priced with
+(:func:`cell_cost_basis`) all come from here. Matching a detected host to shipped profiles,
 building a ``local`` profile and applying overrides are pure functions of
-:mod:`harness.core.hardware`.
+:mod:`harness.core.host_match` and :mod:`harness.core.hardware`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from __future__ import annotations
 import platform
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from harness.core.hardware import HardwareProfile, apply_overrides, load_profiles
-from harness.core.host_match import GpuInfo, HostInfo, match_host
+from harness.core.host_match import (
+    CostBasis,
+    GpuInfo,
+    HostInfo,
+    cost_basis,
+    host_identity,
+    match_host,
+    unmatched_gpu_profile,
+)
+from harness.measure.meters.nvml import cuda_to_nvml_index
 
 CPUINFO = Path("/proc/cpuinfo")
 #: ``/proc/cpuinfo`` keys that name the CPU model (x86: ``model name``; ARM/others: the rest).
@@ -36,8 +48,18 @@ def cpu_model(cpuinfo: str | Path = CPUINFO) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def _pci_id(handle: Any, pynvml: Any) -> str | None:
+    """``vendor:device`` (lowercase hex) from NVML's 32-bit PCI device id (device << 16 | vendor)."""
+    try:
+        raw = int(pynvml.nvmlDeviceGetPciInfo(handle).pciDeviceId)
+    except Exception:  # NVMLError or a binding without the call: the name still matches
+        return None
+    return f"{raw & 0xFFFF:04x}:{(raw >> 16) & 0xFFFF:04x}"
+
+
 def detect_gpus() -> tuple[list[GpuInfo], str]:
-    """NVIDIA GPUs via NVML and how they were detected (``"nvml"``, or why none could be)."""
+    """NVIDIA GPUs via NVML (index, name, PCI id, memory, driver) and how they were detected
+    (``"nvml"``, or why none could be)."""
     try:
         # deferred: the NVML bindings load only where a GPU is detected or metered
         import pynvml
@@ -58,7 +80,9 @@ def detect_gpus() -> tuple[list[GpuInfo], str]:
             if isinstance(name, bytes):
                 name = name.decode()
             mem = int(pynvml.nvmlDeviceGetMemoryInfo(h).total)
-            gpus.append(GpuInfo(index=i, name=str(name), memory_bytes=mem, driver=str(driver)))
+            gpus.append(
+                GpuInfo(index=i, name=str(name), memory_bytes=mem, driver=str(driver), pci_id=_pci_id(h, pynvml))
+            )
         return gpus, "nvml"
     finally:
         pynvml.nvmlShutdown()
@@ -100,3 +124,34 @@ def host_profile(overrides: Mapping[str, float] | None = None) -> HardwareProfil
             usd_per_hour=overrides.get("usd_per_hour"),
         )
     return profile
+
+
+def host_record(cpu: HardwareProfile, host: HostInfo | None = None) -> dict[str, Any]:
+    """The whole host as a run records it (``environment["host"]``): the CPU profile ``cpu`` plus
+    each GPU's index, name, memory, PCI id and matched profile id (None with a note when no
+    shipped profile matches); see :class:`harness.core.host_match.HostIdentity`."""
+    host = host or detect_host()
+    return host_identity(host, load_profiles(), cpu).model_dump(mode="json")
+
+
+def cell_cost_basis(device: str, cpu: HardwareProfile, host: HostInfo | None = None) -> CostBasis:
+    """The profiles a cell on ``device`` is priced and metered with (:func:`harness.core.host_match.cost_basis`).
+
+    ``cpu`` is the run's host profile. A ``cpu`` cell uses it alone. A ``cuda[:N]`` cell uses the
+    profile of the GPU it ran on (the torch index mapped to NVML's through ``CUDA_VISIBLE_DEVICES``)
+    and ``cpu`` as the host it shares with the other GPUs; a GPU that NVML did not report, or that
+    no profile matches, gets a placeholder without a price (its note says why). When the caller
+    named an accelerator profile for the run (``cpu.kind`` is not ``cpu``), that profile is the
+    cell's and no host share is added (none is known).
+    """
+    if device == "cpu":
+        return CostBasis(device="cpu", profile=cpu, share_rule="the cell's device is the host CPU (all of it)")
+    if cpu.kind != "cpu":
+        return CostBasis(device=device, profile=cpu, share_rule="profile named for the run; host not known")
+    host = host or detect_host()
+    try:
+        nvml_device = f"cuda:{cuda_to_nvml_index(device)}"
+        return cost_basis(host, load_profiles(), cpu, nvml_device)
+    except (LookupError, ValueError) as exc:
+        missing = GpuInfo(index=-1, name=f"{device} (not identified: {exc})")
+        return CostBasis(device=device, profile=unmatched_gpu_profile(missing), host_cpu=cpu, share_rule=str(exc))

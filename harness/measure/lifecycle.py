@@ -26,15 +26,18 @@ from typing import Any
 from harness.core.hardware import HardwareProfile
 from harness.core.records import CellRecord, CellSpec, RunRecord
 from harness.measure.environment import manifest
+from harness.measure.host import host_record
 from harness.store.results import new_run_id, save_run
 
 
 def run_environment(profile: HardwareProfile, suite_path: Path | None = None) -> dict[str, Any]:
     """The environment of a run: the manifest of this host (and of ``suite_path``, if given)
-    plus the host profile (``profile_id`` and the full ``profile``)."""
+    plus the host profile (``profile_id`` and the full ``profile``) and the whole host
+    (``host``: CPU profile id and each accelerator's index, name, memory and profile id)."""
     env = manifest(suite_path)
     env["profile_id"] = profile.id
     env["profile"] = profile.model_dump(mode="json")
+    env["host"] = host_record(profile)  # CPU profile + each accelerator's profile (or why none matched)
     return env
 
 

@@ -23,6 +23,8 @@ from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric
 from harness.core.records import CellRecord, CellSpec, CellStatus, Parity, utc_now
 from harness.measure.cell_economics import attach_energy_and_cost
+from harness.measure.host import cell_cost_basis
+from harness.measure.meters.rapl import RaplMeter
 from harness.measure.meters.select import default_meters
 from harness.measure.parity import check
 from harness.measure.scenarios.base import CellContext
@@ -127,8 +129,12 @@ def close_backend(backend: Any, name: str) -> None:
 
 
 def _default_meters(spec: CellSpec, profile: HardwareProfile | None) -> list[Any]:
-
-    return default_meters(profile, [spec.device])
+    """The cell's device meters; an accelerator cell also meters the host CPU where RAPL is
+    readable (its share is added to the cell's power, :mod:`harness.measure.cell_economics`)."""
+    devices = [spec.device]
+    if spec.device != "cpu" and RaplMeter.available()[0]:
+        devices.append("cpu")
+    return default_meters(profile, devices)
 
 
 def execute_cell(
@@ -150,13 +156,15 @@ def execute_cell(
     winfo: dict[str, Any] = {}
     load_ns: int | None = None
     parity: Parity | None = None
+    # the profile the cell is priced with: the accelerator's for cuda:N, the host CPU's for cpu
+    basis = cell_cost_basis(spec.device, profile) if profile is not None else None
 
     def record(status: CellStatus, **fields: Any) -> CellRecord:
         return CellRecord(
             cell_id=cid,
             spec=spec,
             started_utc=started,
-            profile_id=profile.id if profile is not None else None,
+            profile_id=basis.profile.id if basis is not None else None,
             workload_info=winfo,
             load_time_ns=load_ns,
             parity=parity,
@@ -194,7 +202,7 @@ def execute_cell(
             write_table(run_dir / tok_rel, result.tokens)
         readings = [r for m in meters for r in m.collect()]
         metrics = dict(result.metrics)
-        metrics.update(attach_energy_and_cost(metrics, readings, profile))
+        metrics.update(attach_energy_and_cost(metrics, readings, profile, basis))
         metrics["load_time_ms"] = Metric(value=load_ns / 1e6, unit="ms")
         validity = dict(result.validity)
         if parity is not None and parity.checked:
