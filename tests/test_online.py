@@ -186,6 +186,7 @@ def test_online_null_backend_records_and_stages_off_clock() -> None:
     ):
         assert res.metrics[key].value is not None, key
     assert res.metrics["offered_qps"].value == 2000.0
+    assert res.metrics["offered_qps"].kind == "configured" and res.metrics["achieved_qps"].kind == "measured"
     assert res.metrics["goodput"].value <= res.metrics["achieved_qps"].value
     assert {"generator_kept_up", "all_completed", "min_queries_met", "slo_met"} <= set(res.validity)
 

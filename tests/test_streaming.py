@@ -209,7 +209,7 @@ def test_open_loop_rows_are_consistent(engine: str) -> None:
     assert np.all(q["first_token_ns"] >= q["dispatch_ns"])
     ttft = q["first_token_ns"] - q["scheduled_ns"]
     assert res.metrics["ttft_p50"].value == pytest.approx(stats.percentile(ttft, 0.5) / 1e6)
-    assert res.metrics["offered_qps"].value == 400.0
+    assert res.metrics["offered_qps"].value == 400.0 and res.metrics["offered_qps"].kind == "configured"
     assert res.extra["engine"] == engine and "engine_fallback" not in res.extra
 
 

@@ -30,7 +30,7 @@ from harness.store.results import cells_frame
 
 #: repository-relative path of the demo suite the empty state offers to run
 DEMO_SUITE = Path(__file__).resolve().parents[2] / "workloads" / "suites" / "demo.yaml"
-PROVENANCE_KINDS: tuple[str, ...] = ("measured", "estimated", "projected", "reference")
+PROVENANCE_KINDS: tuple[str, ...] = ("measured", "estimated", "projected", "reference", "configured")
 #: latency percentiles shown as bars on the compare page
 PERCENTILES: tuple[str, ...] = ("latency_p50", "latency_p90", "latency_p99")
 TOKEN_METRICS: tuple[str, ...] = (

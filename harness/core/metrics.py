@@ -7,6 +7,8 @@ run records are :class:`Metric` objects that carry their provenance:
 * ``estimated`` -- a model applied to measurements (e.g. CPU watts from a TDP model);
 * ``projected`` -- a model for hardware that is not present;
 * ``reference`` -- a published result (e.g. MLPerf Inference), with its source;
+* ``configured`` -- a setting the run was asked to use (e.g. the offered arrival rate), not an
+  observation: shown beside measurements so they can be read against it;
 * ``unavailable`` -- no value (``value`` is None); ``method`` says what was missing.
 """
 
@@ -48,10 +50,14 @@ class Metric(BaseModel):
 Provenance = str  # "measured:<how>" | "estimated:<how>" | "projected:<how>" | "reference:<src>"
 
 
-def provenance_kind(provenance: str) -> Literal["measured", "estimated", "projected", "reference"]:
+ProvenanceKind = Literal["measured", "estimated", "projected", "reference", "configured"]
+PROVENANCE_KINDS: tuple[str, ...] = ("measured", "estimated", "projected", "reference", "configured")
+
+
+def provenance_kind(provenance: str) -> ProvenanceKind:
     """The kind part of a provenance label (``measured:rapl`` -> ``measured``)."""
     kind = provenance.split(":", 1)[0]
-    if kind not in ("measured", "estimated", "projected", "reference"):
+    if kind not in PROVENANCE_KINDS:
         raise ValueError(f"unknown provenance {provenance!r}")
     return kind  # type: ignore[return-value]
 
@@ -80,7 +86,9 @@ class Reading(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-_KIND_ORDER = {"measured": 0, "reference": 1, "estimated": 2, "projected": 3}
+#: weakest wins when values are combined; a configured setting combined with a measurement is
+#: as good as the measurement
+_KIND_ORDER = {"configured": -1, "measured": 0, "reference": 1, "estimated": 2, "projected": 3}
 
 
 def combine_provenance(labels: list[str]) -> str:

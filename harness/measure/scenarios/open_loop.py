@@ -136,7 +136,9 @@ def summarize_online(
     lat_all[done] = lat.astype(float)
     lat_all = lat_all[order]
     metrics: dict[str, Metric] = latency_metrics(lat_all, q, in_order=True) if n else {}
-    metrics["offered_qps"] = Metric(value=float(rate_qps), unit="queries/s", method="target arrival rate")
+    metrics["offered_qps"] = Metric(
+        value=float(rate_qps), unit="queries/s", provenance="configured:target", method="target arrival rate"
+    )
     metrics["achieved_qps"] = Metric(
         value=n_done / window_s,
         unit="queries/s",

@@ -220,7 +220,9 @@ class SensorStreamScenario(Scenario):
         )
         end = max(run.end_ns, int(run.completed_ns.max()) if n_done else run.end_ns)
         window_s = (end - run.start_ns) / 1e9
-        metrics["offered_qps"] = Metric(value=total_rate, unit="queries/s", method="streams * rate_hz")
+        metrics["offered_qps"] = Metric(
+            value=total_rate, unit="queries/s", provenance="configured:streams*rate_hz", method="streams * rate_hz"
+        )
         metrics["achieved_qps"] = Metric(value=n_done / window_s, unit="queries/s")
         metrics["throughput"] = Metric(value=n_done / window_s, unit="samples/s")
         metrics["issue_delay_p99"] = Metric(

@@ -342,7 +342,9 @@ class TokenStreamScenario(Scenario):
         metrics, per = token_metrics(sched, rec.times, window, o.ttft_slo_ms, o.tpot_slo_ms)
         done = per["n_tokens"] > 0
         if o.mode == "open":
-            metrics["offered_qps"] = Metric(value=o.target_qps, unit="queries/s", method="target request rate")
+            metrics["offered_qps"] = Metric(
+                value=o.target_qps, unit="queries/s", provenance="configured:target", method="target request rate"
+            )
         delay = issued - sched
         queries = {
             "query_id": np.arange(n, dtype=np.int64),
