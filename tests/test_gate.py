@@ -530,3 +530,31 @@ def test_top_level_aliases_match_the_gate_group(tmp_path: Path, runs) -> None:
     assert (tmp_path / "baselines" / "main" / "run.json").exists()
     for name in ("ab", "calibrate-noise", "report"):
         assert invoke(cli.app, [name, "--help"]).exit_code == 0
+
+
+def test_gate_samples_a_long_run_uniformly_past_the_exact_rows() -> None:
+    """A run past its raw-row cap: 1 000 exact rows (1 ms) then a 100-row reservoir standing
+    for 9 000 queries (3 ms). The gate must see the run as 90 % 3 ms queries."""
+    import pandas as pd
+
+    from harness.analysis.gate.rules import gate_metric
+    from harness.analysis.gate.samples import cell_samples, uniform_rows
+
+    n_ex, n_res, w = 1000, 100, 90.0
+    sched = np.arange(n_ex + n_res, dtype=np.int64) * 1_000_000
+    lat = np.r_[np.full(n_ex, 1_000_000), np.full(n_res, 3_000_000)]
+    raw = pd.DataFrame(
+        {
+            "scheduled_ns": sched,
+            "completed_ns": sched + lat,
+            "batch_size": np.ones(n_ex + n_res, dtype=np.int64),
+            "row_weight": np.r_[np.ones(n_ex), np.full(n_res, w)].astype(np.float32),
+        }
+    )
+    u = uniform_rows(raw)
+    assert len(u) == n_res + round(n_ex / w) and set(u["row_weight"]) == {w}
+    lat_ms = cell_samples(u, gate_metric("latency_p50"))
+    assert np.median(lat_ms) == pytest.approx(3.0)
+    assert np.median(cell_samples(raw, gate_metric("latency_p50"))) == pytest.approx(1.0)  # unweighted: wrong
+    # without a reservoir the table is used as it is
+    assert uniform_rows(raw.iloc[:n_ex]) is not None and len(uniform_rows(raw.iloc[:n_ex])) == n_ex

@@ -4,6 +4,11 @@
 * throughput: samples completed per window of :data:`THROUGHPUT_WINDOW_NS`, in samples/s;
   for an interleaved run (a ``block`` column) samples per block over the block's duration,
   so the other side's turns never count as this side's time.
+
+A long run keeps its first rows exactly and a uniform reservoir of the rest, each reservoir row
+standing for ``row_weight`` queries (:mod:`harness.measure.load.recorder`). The gate compares
+a uniform sample of the whole run instead (:func:`uniform_rows`): the exact rows thinned to the
+reservoir's rate, so the beginning of a run does not outweigh the rest.
 """
 
 from __future__ import annotations
@@ -23,12 +28,46 @@ MIN_THROUGHPUT_WINDOWS = 10
 
 
 def read_raw(run: LoadedRun, cell_id: str) -> pd.DataFrame:
-    """The raw per-query table of ``cell_id`` in ``run``; a store error becomes a
-    :class:`GateError` with the same message (exit code 2)."""
+    """The raw per-query table of ``cell_id`` in ``run`` as a uniform sample of the run
+    (:func:`uniform_rows`); a store error becomes a :class:`GateError` with the same message
+    (exit code 2)."""
     try:
-        return run.raw(cell_id)
+        return uniform_rows(run.raw(cell_id))
     except ResultsError as exc:
         raise GateError(str(exc)) from None
+
+
+def uniform_rows(raw: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """A table whose rows are a uniform sample of every query of the run.
+
+    Without a ``row_weight`` column (every query kept), or with every weight 1, ``raw`` itself.
+    Otherwise the reservoir rows (weight ``w`` > 1) are kept and the exact rows (weight 1) are
+    thinned to ``1 / w`` of them (seeded, order kept), so each remaining row stands for ``w``
+    queries; ``row_weight`` is then ``w`` on every row (throughput sums it)."""
+    if "row_weight" not in raw:
+        return raw
+    weight = np.asarray(raw["row_weight"], dtype=np.float64)
+    heavy = weight > 1.0
+    if not heavy.any():
+        return raw
+    w = float(np.median(weight[heavy]))
+    exact = np.flatnonzero(~heavy)
+    take = int(round(exact.size / w))
+    rng = np.random.default_rng(seed)
+    keep_exact = np.sort(rng.choice(exact, size=min(take, exact.size), replace=False))
+    out = raw.iloc[np.concatenate([keep_exact, np.flatnonzero(heavy)])].copy()
+    out["row_weight"] = w
+    return out.reset_index(drop=True)
+
+
+def _weights(raw: pd.DataFrame) -> np.ndarray | None:
+    """Samples each row stands for: ``batch_size`` x ``row_weight`` (None: one each)."""
+    if "batch_size" not in raw and "row_weight" not in raw:
+        return None
+    w = np.asarray(raw["batch_size"], dtype=float) if "batch_size" in raw else np.ones(len(raw))
+    if "row_weight" in raw:
+        w = w * np.asarray(raw["row_weight"], dtype=float)
+    return w
 
 
 def latency_samples_ms(raw: pd.DataFrame) -> np.ndarray:
@@ -68,7 +107,8 @@ def block_values(raw: pd.DataFrame, metric: GateMetric) -> dict[int, float]:
     block = np.asarray(raw["block"], dtype=np.int64)
     start = np.asarray(raw["scheduled_ns"], dtype=np.int64)
     end = np.asarray(raw["completed_ns"], dtype=np.int64)
-    bs = np.asarray(raw["batch_size"], dtype=float) if "batch_size" in raw else np.ones(block.size)
+    w = _weights(raw)
+    bs = np.ones(block.size) if w is None else w
     lat_ms = latency_ns(end, start) / 1e6
     out: dict[int, float] = {}
     fn = stats.resolve_statistic(metric.statistic)
@@ -95,5 +135,4 @@ def cell_samples(raw: pd.DataFrame, metric: GateMetric) -> np.ndarray:
         return latency_samples_ms(raw)
     if is_interleaved(raw):
         return np.asarray(list(block_values(raw, metric).values()), dtype=float)
-    bs = raw["batch_size"] if "batch_size" in raw else None
-    return window_throughput_samples(np.asarray(raw["completed_ns"]), None if bs is None else np.asarray(bs))
+    return window_throughput_samples(np.asarray(raw["completed_ns"]), _weights(raw))
