@@ -1,7 +1,8 @@
 """Judge a device serving run (benchmarks/device/serving.suite.yaml) against its targets.
 
 * BERT-base online p99 within 25 % of the simulator's prediction from the measured service curve
-  (the offline batch sweep of the same run, p50 batch latency per size, same batcher settings);
+  (the offline batch sweep of the same run: median batch latency per size and the spread of its
+  raw rows, same batcher settings);
 * GPT-2-small TPOT at 8 concurrent requests <= 2x TPOT at 1.
 
 Prints a Markdown table (also written to ``--out``) and exits 1 when a target is missed.
@@ -13,9 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.core.records import latency_ns
 from harness.measure.load.batching import DynamicBatcher
 from harness.planning.simulate import ServiceCurve, simulate_online
-from harness.store.results import load_run
+from harness.store.results import ResultsError, load_raw, load_run
 
 
 def main() -> int:
@@ -24,6 +26,7 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     rec = load_run(args.run_dir)
+    root = Path(args.run_dir).resolve().parent
     ok_cells = [c for c in rec.cells if c.status == "ok"]
     lines = [f"run {rec.run_id} ({len(ok_cells)}/{len(rec.cells)} cells ok)", ""]
     ok = True
@@ -32,6 +35,14 @@ def main() -> int:
         for c in ok_cells
         if c.spec.model == "bert" and c.spec.scenario == "offline" and c.metric("latency_p50")
     }
+    samples = {}
+    for c in ok_cells:
+        if c.spec.model == "bert" and c.spec.scenario == "offline" and c.spec.batch_size in curve_pts:
+            try:
+                raw = load_raw(rec, c.cell_id, root)
+            except (ResultsError, OSError):
+                continue
+            samples[c.spec.batch_size] = latency_ns(raw["completed_ns"], raw["scheduled_ns"])
     lines += [
         "| cell | QPS | real p50 ms | real p99 ms | sim p50 ms | sim p99 ms | p99 error | target |",
         "|---|---|---|---|---|---|---|---|",
@@ -45,7 +56,10 @@ def main() -> int:
             lines.append(f"| {c.cell_id} | - | no offline curve to simulate from |")
             ok = False
             continue
-        curve = ServiceCurve.from_points(bs, [curve_pts[b] * 1e6 for b in bs], int(o["max_batch_size"]), "measured")
+        if all(b in samples for b in bs):
+            curve = ServiceCurve.from_samples({b: samples[b] for b in bs}, int(o["max_batch_size"]), "measured")
+        else:  # raw rows missing: medians only
+            curve = ServiceCurve.from_points(bs, [curve_pts[b] * 1e6 for b in bs], int(o["max_batch_size"]), "measured")
         policy = DynamicBatcher(int(o["max_batch_size"]), int(float(o.get("max_queue_delay_ms", 0)) * 1e6))
         sim = simulate_online(curve, float(o["target_qps"]), policy, n_queries=100_000, seed=1)
         r50, r99 = c.metric("latency_p50"), c.metric("latency_p99")
