@@ -86,8 +86,9 @@ def main() -> int:
             None,
         )
         lines.append(f"| {k} | {tpot[k]} | {tps} |")
-    if tpot.get(1) and tpot.get(8):
-        ratio = tpot[8] / tpot[1]
+    t1, t8 = tpot.get(1), tpot.get(8)
+    if t1 and t8:
+        ratio = t8 / t1
         hit = ratio <= 2.0
         ok &= hit
         lines.append(f"\nTPOT at 8 / TPOT at 1 = {ratio:.2f} (target <= 2: {'yes' if hit else 'NO'})")
