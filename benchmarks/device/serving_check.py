@@ -30,8 +30,8 @@ def main() -> int:
     ok_cells = [c for c in rec.cells if c.status == "ok"]
     lines = [f"run {rec.run_id} ({len(ok_cells)}/{len(rec.cells)} cells ok)", ""]
     ok = True
-    curve_pts = {
-        c.spec.batch_size: c.metric("latency_p50")
+    curve_pts: dict[int, float] = {
+        c.spec.batch_size: float(c.metric("latency_p50") or 0.0)
         for c in ok_cells
         if c.spec.model == "bert" and c.spec.scenario == "offline" and c.metric("latency_p50")
     }
