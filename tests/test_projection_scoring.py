@@ -1,0 +1,79 @@
+"""Tuned-stack cost model and its MLPerf scoring: bounds, exclusion rules, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.core.hardware import load_profiles
+from harness.planning import cost_model as cm
+from harness.planning.mlperf_score import REFERENCE_DEVICE, rule_of, score, usable_rows
+from harness.planning.reference import load_mlperf
+from harness.planning.workload_cost import mlperf_cost, workload_cost
+
+PROFILES = load_profiles()
+GPUS = sorted(p for p, v in PROFILES.items() if v.kind == "gpu" and v.memory_bw_gbps)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pid=st.sampled_from(GPUS),
+    batch=st.integers(1, 512),
+    ce=st.floats(0.01, 5.0),
+    me=st.floats(0.01, 5.0),
+    model=st.sampled_from(["resnet50", "bert"]),
+)
+def test_forward_never_faster_than_datasheet_peak(pid: str, batch: int, ce: float, me: float, model: str) -> None:
+    p = PROFILES[pid]
+    cost = workload_cost(model, "standard")
+    t = cm.forward_s(cost, p, batch, "fp16", ce, me)
+    assert t >= cost.flops(batch) / cm.peak_flops(p, "fp16") * (1 - 1e-12)
+    assert t >= cost.params * 2 / cm.bandwidth(p) * (1 - 1e-12)
+
+
+def test_activations_stay_on_chip_when_they_fit() -> None:
+    cost = workload_cost("resnet50", "standard")
+    h100 = PROFILES["nvidia-h100-sxm"]
+    assert cm.spill_fraction(cost, h100, 1, "int8") == 0.0
+    assert 0.0 < cm.spill_fraction(cost, h100, 256, "int8") < 1.0
+    no_cache = h100.model_copy(update={"onchip_mb": None})
+    assert cm.spill_fraction(cost, no_cache, 1, "int8") == 1.0
+    assert cm.dram_bytes(cost, h100, 1, "int8") < cm.dram_bytes(cost, no_cache, 1, "int8")
+
+
+def test_tensor_parallel_needs_an_interconnect_and_pays_for_it() -> None:
+    llama = mlperf_cost("llama2-70b")
+    t4 = PROFILES["nvidia-t4"]
+    # 70B in fp16 needs 16 T4s: wider than one node, never formed
+    with pytest.raises(cm.CostModelError):
+        cm.decoder_tokens_per_s(llama, t4, "fp16", 0.6, 0.8)
+    h100 = PROFILES["nvidia-h100-sxm"]
+    assert cm.comm_s(llama, h100, 64, "fp8", 1) == 0.0
+    assert cm.comm_s(llama, h100, 64, "fp8", 8) > cm.comm_s(llama, h100, 64, "fp8", 2) > 0
+    with pytest.raises(cm.CostModelError):
+        cm.comm_s(llama, h100.model_copy(update={"interconnect_gbps": None}), 64, "fp8", 2)
+
+
+def test_fp4_peak_is_used_where_published() -> None:
+    assert PROFILES["nvidia-b200"].peak("fp4") is not None
+    assert cm.elem_bytes("fp4") == 0.5 and cm.kv_elem_bytes("fp4") == 1.0
+
+
+def test_scoring_rules_and_baselines() -> None:
+    df = load_mlperf()
+    rules = rule_of(df)
+    ref_impl = df[rules == "reference-implementation"]
+    assert len(ref_impl) >= 1 and ref_impl["source"].str.contains("reference").all()
+    assert not usable_rows()["source"].isin(ref_impl["source"]).any()
+    r = score()
+    assert set(r["round"]) <= {"4.1", "5.0", "5.1"}
+    # the reference device is its own anchor: all three predictions coincide there
+    own = r[r["profile_id"] == REFERENCE_DEVICE]
+    assert not own.empty
+    assert (abs(own["projected"] - own["peak"]) <= 1e-9 * own["peak"]).all()
+    assert (abs(own["peak"] - own["bandwidth"]) <= 1e-9 * own["peak"]).all()
+    for col in ("err_projected", "err_peak", "err_bandwidth"):
+        assert (r[col] >= 1.0).all() and r[col].map(math.isfinite).all()
