@@ -216,6 +216,8 @@ class PriceChoice(NamedTuple):
 
 
 def _describe(profile_id: str, price: Price) -> str:
+    if price.pricing_model == "user":
+        return f"{profile_id}: user price ({price.source}), {price.date}"
     desc = f"{profile_id}: {price.provider} {price.instance} {price.pricing_model}, {price.date}".replace("  ", " ")
     return desc + (" (price uncertain in source)" if price.uncertain else "")
 

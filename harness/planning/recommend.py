@@ -27,15 +27,24 @@
    ``sum(w * log(value))`` (scale-free, so adding options never worsens the best score).
 
 Every profile not recommended is listed in ``excluded`` with its reason.
+
+**Price**: each profile's price is chosen by ``price_source`` (default ``on-demand``; ``spot``,
+``committed``, ``capacity-block`` or a provider such as ``aws``), see
+:func:`harness.core.economics.choose_price`; ``user_prices`` (profile id -> USD per device-hour)
+wins over any listed price (provenance ``estimated:user-price``). The price used is named in
+each row's notes and in the method of its ``usd_per_month``. A profile without a price is ranked
+under latency and energy objectives (its cost blank, the notes say why) and is excluded, with
+that reason, only where cost counts (a cost weight or a budget) and no user price is given.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 from harness.core import economics as econ
-from harness.core.hardware import HardwareProfile, load_profiles
+from harness.core.hardware import HardwareProfile, apply_overrides, load_profiles
 from harness.core.metrics import Metric
 from harness.planning.evidence import MLPERF_MODELS, cost_of, measured_cells, mlperf_name
 from harness.planning.request import (
@@ -78,11 +87,15 @@ def recommend(
     request: RecommendRequest,
     results_root: str | Path | None = None,
     profiles: dict[str, HardwareProfile] | None = None,
+    price_source: str = econ.DEFAULT_PRICE_SOURCE,
+    user_prices: Mapping[str, float] | None = None,
 ) -> Recommendation:
     """Rank hardware profiles for ``request`` (see module docstring). ``results_root`` holds
     measured runs (None: projections and references only); ``profiles`` defaults to the
-    shipped hardware profiles. Raises ``ValueError`` when the scenario does not fit the model
-    (token streams need a decoder)."""
+    shipped hardware profiles; ``price_source`` and ``user_prices`` (USD per device-hour by
+    profile id) choose the prices. Raises ``ValueError`` when the scenario does not fit the model
+    (token streams need a decoder), for an unknown price source or a user price for an unknown
+    profile id."""
     if profiles is None:
         profiles = load_profiles()
     cost = cost_of(request.model)
@@ -95,6 +108,8 @@ def recommend(
     mlperf = mlperf_name(request.model)
     measured, run_profiles = measured_cells(Path(results_root) if results_root else None, request.model)
     profiles = {**run_profiles, **profiles}  # a host profile recorded by a run, unless shipped
+    profiles = _with_user_prices(profiles, user_prices or {})
+    econ.check_price_source(price_source, profiles.values())
     cons = request.constraints
     weights = request.weights()
     rows: list[RecommendationRow] = []
@@ -109,13 +124,13 @@ def recommend(
             cells = measured.get(pid, [])
             if cons.measured_only and not cells:
                 raise Excluded("no measured results for this model on this profile (measured-only)")
-            price = econ.price_of(p)
+            price = econ.choose_price(p, price_source)
             if price is None and (weights.get("cost") or cons.max_usd_per_month is not None):
-                raise Excluded("no price in the profile")
+                raise Excluded(f"no price in the profile (rank it under cost with --price {pid}=USD/h)")
             if p.tdp_w is None and (weights.get("energy") or cons.max_kw is not None):
                 raise Excluded("no TDP in the profile")
             s = size_profile(request, cost, p, rate, cells, mlperf)
-            usd = econ.monthly_cost_usd(s.devices, price[0], price[1]) if price else None
+            usd = _with_price(econ.monthly_cost_usd(s.devices, price[0], price[1]), price) if price else None
             kw = econ.power_kw(s.devices, p.tdp_w, "estimated:tdp") if p.tdp_w else None
             if usd is not None and cons.max_usd_per_month is not None and (usd.value or 0.0) > cons.max_usd_per_month:
                 raise Excluded(
@@ -131,7 +146,7 @@ def recommend(
             per1m = None
             if price is not None:
                 fn = econ.usd_per_1m_tokens if unit == "tokens/s" else econ.usd_per_1m_inferences
-                per1m = fn(price[0] * s.devices, rate, price[1])
+                per1m = _with_price(fn(price[0] * s.devices, rate, price[1]), price)
             score = _score(weights, usd, lat, kw)
             rows.append(
                 RecommendationRow(
@@ -151,7 +166,7 @@ def recommend(
                     per_device_capacity=s.capacity,
                     provenance=s.provenance,
                     score=score,
-                    notes=s.notes,
+                    notes=_price_note(s.notes, price),
                 )
             )
         except Excluded as exc:
@@ -159,6 +174,34 @@ def recommend(
     rows.sort(key=lambda r: (r.score, r.profile_id))
     rows = [r.model_copy(update={"rank": i + 1}) for i, r in enumerate(rows)]
     return Recommendation(request=request, rows=rows, excluded=excluded)
+
+
+def _with_user_prices(profiles: dict[str, HardwareProfile], prices: Mapping[str, float]) -> dict[str, HardwareProfile]:
+    """``profiles`` with each user price (USD per device-hour by profile id) as the profile's first price."""
+    unknown = sorted(set(prices) - set(profiles))
+    if unknown:
+        raise ValueError(
+            f"price given for unknown profile(s) {', '.join(unknown)}; known: {', '.join(sorted(profiles))}"
+        )
+    out = dict(profiles)
+    for pid, usd in prices.items():
+        out[pid] = apply_overrides(profiles[pid], usd_per_hour=usd, price_source="user price (--price)")
+    return out
+
+
+def _with_price(m: Metric, price: econ.PriceChoice) -> Metric:
+    """``m`` with the price it used named in its method."""
+    return m.model_copy(update={"method": f"{m.method}; price: {price.description}"})
+
+
+def _price_note(notes: str, price: econ.PriceChoice | None) -> str:
+    """The row's notes with the price used (USD per device-hour and where from), or why there is none."""
+    what = (
+        f"price {price.usd_per_hour:.4g} USD/device-h ({price.description})"
+        if price is not None
+        else "no price: the profile lists none (give one with --price ID=USD/h)"
+    )
+    return f"{notes}; {what}" if notes else what
 
 
 def _score(weights: dict[str, float], usd: Metric | None, lat: Metric | None, kw: Metric | None) -> float:
