@@ -68,7 +68,9 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], dtype: str =
     """Max absolute / relative error and pass/fail at the dtype's tolerance.
 
     A cell passes when every element satisfies
-    ``|out - ref| <= atol_frac * max(1, max|ref|) + rtol * |ref|``.
+    ``|out - ref| <= atol_frac * max(1, max|ref|) + rtol * |ref|``. An output that is NaN or
+    infinite where the reference is finite fails, with ``max_abs_err``/``max_rel_err`` NaN
+    (never the largest finite error, which would hide it) and a note counting such values.
     """
     rtol, atol_frac = TOLERANCES.get(dtype, TOLERANCES["fp32"])
     if len(outputs) != len(reference):
@@ -76,11 +78,13 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], dtype: str =
     max_abs = 0.0
     max_rel = 0.0
     passed = True
+    non_finite = 0
     for o, r in zip(outputs, reference):
         o = np.asarray(o, dtype=np.float64)
         r = np.asarray(r, dtype=np.float64)
         if o.shape != r.shape:
             return Parity(checked=True, passed=False, note=f"shape {o.shape} != reference {r.shape}")
+        non_finite += int(np.count_nonzero(~np.isfinite(o) & np.isfinite(r)))
         diff = np.abs(o - r)
         scale = max(1.0, float(np.max(np.abs(r)))) if r.size else 1.0
         atol = atol_frac * scale
@@ -88,6 +92,16 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], dtype: str =
         rel = diff / np.maximum(np.abs(r), 1e-12)
         max_rel = max(max_rel, float(rel.max()) if rel.size else 0.0)
         passed &= bool(np.all(diff <= atol + rtol * np.abs(r)))
+    if non_finite:
+        return Parity(
+            checked=True,
+            passed=False,
+            max_abs_err=float("nan"),
+            max_rel_err=float("nan"),
+            atol=atol_frac,
+            rtol=rtol,
+            note=f"{non_finite} output value(s) are NaN or infinite where the reference is finite",
+        )
     return Parity(
         checked=True,
         passed=passed,

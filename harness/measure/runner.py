@@ -4,27 +4,33 @@
   recorded as that cell's failure with its reason; the suite goes on.
 * When a batch-size sweep cell fails for lack of memory, the larger batch sizes of the same
   sweep are skipped with that reason.
-* Ctrl-C stops the current cell, marks it ``interrupted``, saves the run as ``interrupted``
-  and keeps every cell already measured.
+* Ctrl-C and SIGTERM stop the current cell (its worker and the worker's children are killed),
+  mark it ``interrupted``, save the run as ``interrupted`` and keep every cell already
+  measured. A worker dies with this process whatever kills it.
 * ``run.json`` is rewritten atomically after every cell (:mod:`harness.measure.lifecycle`).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from harness.core.hardware import HardwareProfile
 from harness.core.records import CellRecord, CellSpec, CellStatus, RunRecord, utc_now
 from harness.core.spec import SpecError, load_suite
 from harness.core.yamlloc import read_yaml
 from harness.measure.host import host_profile
-from harness.measure.lifecycle import RunRecorder
-from harness.measure.procs import exit_reason, kill_tree
+from harness.measure.lifecycle import RunRecorder, Terminated
+from harness.measure.procs import exit_reason, kill_tree, oom_kill_count
 from harness.measure.worker import execute_cell, worker_main
 from harness.store.results import DEFAULT_ROOT
 
@@ -54,28 +60,83 @@ def _worker_failure(
     )
 
 
+def _crashed(
+    spec: CellSpec,
+    started: str,
+    profile: HardwareProfile | None,
+    t0: float,
+    code: int | None,
+    oom_before: int | None,
+    peak_rss_bytes: int,
+) -> CellRecord:
+    """The record of a worker that ended without a result. A SIGKILL (the OOM killer's signal)
+    is marked ``oom`` so the larger batch sizes of its sweep are skipped; ``oom_evidence`` says
+    whether the cgroup's OOM kill counter confirms it (``oom_kill``) or only the signal does."""
+    after = oom_kill_count() if oom_before is not None else None
+    oom_killed = None if after is None or oom_before is None else after > oom_before
+    sigkill = code == -signal.SIGKILL
+    extra: dict[str, Any] = {"oom": sigkill, "peak_rss_bytes": peak_rss_bytes}
+    if sigkill:
+        extra["oom_evidence"] = "oom_kill" if oom_killed else "sigkill"
+    reason = exit_reason(code, oom_killed)
+    if sigkill and peak_rss_bytes:
+        reason += f"; peak resident memory {peak_rss_bytes / 1e9:.2f} GB"
+    return _worker_failure(spec, started, profile, t0, "crashed", reason, **extra)
+
+
+def _rss(proc: psutil.Process | None) -> int:
+    """Resident bytes of ``proc`` and its children (0 when it is gone)."""
+    if proc is None:
+        return 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 def run_cell_isolated(spec: CellSpec, run_dir: Path, profile: HardwareProfile | None = None) -> CellRecord:
     """Run one cell in a fresh ``spawn`` process; never raises for a cell's own failure
-    (KeyboardInterrupt is re-raised after the worker is stopped)."""
+    (KeyboardInterrupt, :class:`Terminated` included, is re-raised after the worker is stopped).
+
+    The worker is killed with its children on a timeout or an interrupt, and by the kernel if
+    this process dies (:func:`harness.measure.procs.die_with_parent`)."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     pjson = profile.model_dump_json() if profile is not None else None
-    proc = ctx.Process(target=worker_main, args=(spec.model_dump_json(), str(run_dir), pjson, child_conn), daemon=False)
+    proc = ctx.Process(
+        target=worker_main,
+        args=(spec.model_dump_json(), str(run_dir), pjson, child_conn, os.getpid()),
+        daemon=False,
+    )
     started = utc_now()
+    oom_before = oom_kill_count()
     t0 = time.monotonic()
     proc.start()
     child_conn.close()
     pid = proc.pid
     assert pid is not None  # set by start()
     try:
+        ps: psutil.Process | None = psutil.Process(pid)
+    except psutil.Error:
+        ps = None
+    peak_rss = 0
+    try:
         deadline = t0 + spec.timeout_s
         while True:
+            peak_rss = max(peak_rss, _rss(ps))
             if parent_conn.poll(0.1):
                 try:
                     payload = parent_conn.recv()
-                except EOFError:
+                except EOFError:  # the worker ended without sending a result
                     proc.join(5)
-                    return _worker_failure(spec, started, profile, t0, "crashed", exit_reason(proc.exitcode))
+                    return _crashed(spec, started, profile, t0, proc.exitcode, oom_before, peak_rss)
                 proc.join(10)
                 if proc.is_alive():
                     kill_tree(pid)
@@ -88,15 +149,7 @@ def run_cell_isolated(spec: CellSpec, run_dir: Path, profile: HardwareProfile | 
             if not proc.is_alive():
                 if parent_conn.poll(0.2):  # result sent just before exit
                     continue
-                return _worker_failure(
-                    spec,
-                    started,
-                    profile,
-                    t0,
-                    "crashed",
-                    exit_reason(proc.exitcode),
-                    oom=proc.exitcode == -signal.SIGKILL,
-                )
+                return _crashed(spec, started, profile, t0, proc.exitcode, oom_before, peak_rss)
             if time.monotonic() > deadline:
                 kill_tree(pid)
                 return _worker_failure(
@@ -112,6 +165,25 @@ def run_cell_isolated(spec: CellSpec, run_dir: Path, profile: HardwareProfile | 
         raise
     finally:
         parent_conn.close()
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While active (in the main thread only), SIGTERM raises :class:`Terminated`, so a run
+    stopped by ``timeout``, a CI cancellation or a container stop ends like Ctrl-C: the worker
+    is killed, the cell in progress is recorded ``interrupted`` and the run saved."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_key(spec: CellSpec) -> tuple[str, ...]:
@@ -149,7 +221,10 @@ def run_cells(
     if profile is None:
         profile = host_profile()
     oom_sweeps: dict[tuple[str, ...], int] = {}
-    with RunRecorder.start(name, Path(root), profile, suite=suite, suite_path=suite_path) as rec:
+    with (
+        sigterm_interrupts(),
+        RunRecorder.start(name, Path(root), profile, suite=suite, suite_path=suite_path) as rec,
+    ):
         for i, spec in enumerate(cells):
             rec.begin(spec)
             if progress:

@@ -27,6 +27,7 @@ from harness.measure.host import cell_cost_basis
 from harness.measure.meters.rapl import RaplMeter
 from harness.measure.meters.select import default_meters
 from harness.measure.parity import check
+from harness.measure.procs import die_with_parent
 from harness.measure.scenarios.base import CellContext
 from harness.store.results import write_table
 from workloads.registry import get_workload
@@ -67,6 +68,7 @@ class RunnerContext(CellContext):
                 yield
             finally:
                 self.window_ns = (start, now_ns())
+                self._entered = False
 
 
 def make_workload(spec: CellSpec) -> Any:
@@ -228,10 +230,17 @@ def execute_cell(
             close_backend(backend, spec.backend)
 
 
-def worker_main(spec_json: str, run_dir: str, profile_json: str | None, conn: Any) -> None:
-    """Entry point of the fresh worker process: run the cell and send its record as JSON."""
+def worker_main(
+    spec_json: str, run_dir: str, profile_json: str | None, conn: Any, parent_pid: int | None = None
+) -> None:
+    """Entry point of the fresh worker process: run the cell and send its record as JSON.
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    The worker dies with its parent (``parent_pid``) and ignores SIGINT and SIGTERM: the parent
+    decides what they mean and stops the worker itself."""
+
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     profile = HardwareProfile.model_validate_json(profile_json) if profile_json else None
     spec = CellSpec.model_validate_json(spec_json)
     record = execute_cell(spec, Path(run_dir), profile)

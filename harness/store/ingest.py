@@ -14,6 +14,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -64,6 +65,8 @@ def parse_json_bytes(data: bytes, source: str) -> RunRecord:
         raise ResultsError(f"{source}: not UTF-8 text; expected a run.json file") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise ResultsError(f"{source}: JSON nested too deeply; expected a run.json file") from None
     run = parse_run(obj, source)
     check_run_id(run, source)
     return run
@@ -113,9 +116,12 @@ def ingest_upload(name: str, data: bytes, root: Path) -> UploadResult:
         dest = Path(root) / up.run.run_id
         if dest.exists():
             raise ResultsError(f"{name}: run {up.run.run_id} is already in the results store ({dest})")
-        for rel, blob in up.files.items():
-            atomic_write_bytes(dest / rel, blob)
-        atomic_write_bytes(dest / "run.json", up.run.model_dump_json(indent=1).encode())
+        try:
+            for rel, blob in up.files.items():
+                atomic_write_bytes(dest / rel, blob)
+            atomic_write_bytes(dest / "run.json", up.run.model_dump_json(indent=1).encode())
+        except OSError as exc:
+            raise ResultsError(f"{name}: cannot save into {dest}: {exc.strerror or exc}") from None
         msg = f"saved run {up.run.run_id} ({len(up.run.cells)} cells)"
         if up.notes:
             msg += "; " + "; ".join(up.notes)
@@ -127,11 +133,17 @@ def ingest_upload(name: str, data: bytes, root: Path) -> UploadResult:
 def read_zip(name: str, data: bytes) -> _Unpacked:
     """Validate a zip of a run directory: exactly one ``run.json`` (at the top or in one
     folder), safe member paths, at most :data:`MAX_UPLOAD_BYTES` unpacked, and each raw file
-    the record names a readable Parquet file (a missing one is noted, not an error)."""
+    the record names a readable Parquet file (a missing one is noted, not an error). A damaged,
+    encrypted or unsupported archive raises :class:`ResultsError` naming the upload."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ResultsError(f"{name}: not a readable zip file") from None
+        return _read_zip(name, data)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        # zipfile raises these for a corrupt member, a bad CRC, encryption or an unknown method
+        raise ResultsError(f"{name}: not a readable zip file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_zip(name: str, data: bytes) -> _Unpacked:
+    zf = zipfile.ZipFile(io.BytesIO(data))
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if sum(i.file_size for i in infos) > MAX_UPLOAD_BYTES:
