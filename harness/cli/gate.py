@@ -21,6 +21,7 @@ from harness.cli.gate_common import (
     FORMAT_HELP,
     RESULTS,
     RULES_HELP,
+    VERBOSE,
     check_format,
     console,
     emit,
@@ -51,6 +52,7 @@ def compare(
         help=RULES_HELP,
     ),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    verbose: bool = VERBOSE,
     alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
     results: Path = RESULTS,
     allow_unmatched: bool = typer.Option(False, "--allow-unmatched", help="compare common cells, list the rest"),
@@ -84,7 +86,7 @@ def compare(
             report = compare_run_sets(bs, cs, rules, alpha)
     except GateError as exc:
         raise fail(str(exc)) from None
-    emit(report, fmt, markdown, junit, json_out)
+    emit(report, fmt, markdown, junit, json_out, verbose)
     raise typer.Exit(report.exit_code)
 
 

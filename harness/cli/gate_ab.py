@@ -23,6 +23,7 @@ from harness.cli.gate_common import (
     FORMAT_HELP,
     RESULTS,
     RULES_HELP,
+    VERBOSE,
     check_alpha,
     check_format,
     console,
@@ -152,6 +153,7 @@ def ab(
     ),
     alpha: float = typer.Option(0.01, "--alpha", help="family-wise significance level (Holm-corrected)"),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    verbose: bool = VERBOSE,
     only: str | None = typer.Option(None, "--only", help="measure only cells whose id contains this text"),
     results: Path = RESULTS,
     markdown: Path | None = typer.Option(
@@ -206,7 +208,7 @@ def ab(
         )
     except GateError as exc:
         raise fail(str(exc)) from None
-    emit(report, fmt, markdown, junit, json_out)
+    emit(report, fmt, markdown, junit, json_out, verbose)
     broken = [x for x in b.cells if x.status not in ("ok", "skipped")]
     if broken:  # the base could not be measured: the gate has nothing to judge against
         err.print(

@@ -15,13 +15,18 @@ from harness.analysis.gate import (
     DEFAULT_RULES,
     EXIT_ERROR,
     FORMATS,
+    HEADERS,
     GateError,
     GateReport,
     Rule,
+    folded_line,
     parse_rules,
     render,
-    to_rich_table,
+    shown_verdicts,
+    summary_line,
+    verdict_rows,
 )
+from harness.cli.render import Column, Frame, print_table
 from harness.store.results import DEFAULT_ROOT
 
 console = Console()
@@ -30,6 +35,7 @@ err = Console(stderr=True)
 RESULTS = typer.Option(DEFAULT_ROOT, "--results", "-o", help="results directory (runs and baselines/)")
 RULES_HELP = "rule METRIC:+N% / METRIC:-N% (repeatable); default: " + " ".join(DEFAULT_RULES)
 FORMAT_HELP = "stdout format: " + ", ".join(FORMATS)
+VERBOSE = typer.Option(False, "--verbose", "-v", help="list every comparison, not only the regressions")
 
 
 def fail(msg: str) -> typer.Exit:
@@ -67,14 +73,50 @@ def check_alpha(alpha: float) -> None:
         raise fail(f"--alpha must be in (0, 1), got {alpha}")
 
 
-def emit(report: GateReport, fmt: str, markdown: Path | None, junit: Path | None, json_out: Path | None) -> None:
-    """Print ``report`` in ``fmt``; also write Markdown (appended), JUnit and JSON where paths are given."""
+def verdict_frame(report: GateReport, verbose: bool = False) -> Frame:
+    """The comparisons a summary lists (regressions and failed cells; all when ``verbose``) as a
+    :class:`harness.cli.render.Frame` of displayed strings."""
+    chosen = shown_verdicts(report, verbose)
+    keys = ["cell_id", "metric", "baseline", "current", "change", "ci", "threshold", "p_holm", "mde", "verdict"]
+    f = Frame(
+        f"gate: {report.current} vs {report.baseline}",
+        [Column(k, h, str) for k, h in zip(keys, HEADERS)],
+        key_columns=2,
+    )
+    style = {"regression": "bold red", "failed": "bold red", "improvement": "green", "inconclusive": "yellow"}
+    for v, row in zip(chosen, verdict_rows(report, chosen)):
+        f.add(dict(zip(keys, row)), style.get(v.verdict))
+    return f
+
+
+def emit(
+    report: GateReport,
+    fmt: str,
+    markdown: Path | None,
+    junit: Path | None,
+    json_out: Path | None,
+    verbose: bool = False,
+) -> None:
+    """Print ``report`` in ``fmt``; also write Markdown (appended), JUnit and JSON where paths are given.
+
+    ``table`` is summary-first: the PASS/FAIL line, the regressions and failed cells (a table,
+    or one block each when the console is too narrow), one count line for the comparisons that
+    passed (every comparison with ``verbose``), then the notes."""
     if fmt == "table":
-        console.print(to_rich_table(report))
+        console.print(
+            summary_line(report), style="bold red" if report.exit_code else "bold green", markup=False, soft_wrap=True
+        )
+        frame = verdict_frame(report, verbose)
+        if frame.rows:
+            print_table(frame, console)
+        elif not verbose:
+            console.print("no regressions", markup=False)
+        if fold := folded_line(report, verbose):
+            console.print(fold, markup=False, highlight=False, soft_wrap=True)
         for n in report.notes:
-            console.print(f"[dim]note: {n}[/]")
+            console.print(f"note: {n}", style="dim", markup=False, highlight=False, soft_wrap=True)
     else:
-        typer.echo(render(report, fmt))
+        typer.echo(render(report, fmt, verbose))
     for path, f in ((markdown, "markdown"), (junit, "junit"), (json_out, "json")):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@ Python API exposes too; no logic lives here that the API lacks."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,10 @@ from harness.cli import gate as cli_gate
 from harness.cli.app import app_command
 from harness.cli.profiles import profiles_app
 from harness.cli.recommend import recommend_command
+from harness.cli.render import FORMAT_HELP, Frame, check_format, emit, print_table
+from harness.cli.run_tables import cell_frame, summary_frame
 from harness.core import plugins
 from harness.core.hardware import HardwareProfile, apply_overrides, get_profile, load_profile
-from harness.core.metrics import Metric
 from harness.core.records import CellRecord, CellSpec, RunRecord
 from harness.core.spec import SpecError
 from harness.measure.host import host_profile
@@ -37,99 +37,9 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fmt(v: object, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != v:
-            return "-"
-        if abs(v) >= 1000:
-            return f"{v:,.0f}"
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-_PROV_STYLE = {"measured": "green", "estimated": "yellow", "projected": "magenta", "reference": "cyan"}
-
-
-def _prov(p: str | None) -> str:
-    if not p:
-        return "-"
-    kind = p.split(":", 1)[0]
-    return f"[{_PROV_STYLE.get(kind, 'white')}]{p}[/]"
-
-
-def summary_table(record: RunRecord, title: str | None = None) -> Table:
-    """Rich table with one row per cell: headline numbers, energy, cost and provenance."""
-    t = Table(title=title or f"run {record.run_id}", show_lines=False)
-    t.add_column("cell", no_wrap=True)
-    for col in ("status", "thr/s", "p50 ms", "p99 ms", "headline", "W", "J/inf", "$/1M", "power source", "valid"):
-        t.add_column(col, overflow="fold")
-    for c in record.cells:
-        m = c.metrics
-
-        def val(name: str) -> float | None:
-            return m[name].value if name in m else None
-
-        headline = _headline(m)
-        thr = val("throughput") or val("output_tokens_per_s")
-        status = {"ok": "[green]ok[/]"}.get(c.status, f"[red]{c.status}[/]")
-        if c.status != "ok" and c.error:
-            status += f"\n[dim]{escape(c.error[:120])}[/]"
-        valid = (
-            "-"
-            if c.valid is None
-            else ("yes" if c.valid else "[yellow]no: " + ", ".join(k for k, v in c.validity.items() if not v) + "[/]")
-        )
-        t.add_row(
-            c.cell_id,
-            status,
-            _fmt(thr),
-            _fmt(val("latency_p50")),
-            _fmt(val("latency_p99")),
-            headline,
-            _fmt(val("power_w")),
-            *_per_unit(m),
-            _prov(m["power_w"].provenance if "power_w" in m else None),
-            valid,
-        )
-    return t
-
-
-def _headline(m: dict[str, Metric]) -> str:
-    """The scenario's headline figure, named."""
-
-    def v(name: str) -> str:
-        return _fmt(m[name].value) if name in m else "-"
-
-    es = ""
-    if "latency_early_stop" in m:
-        q = re.search(r"p\d+(?:\.\d+)?", m["latency_early_stop"].method or "")
-        es = f"{q.group(0) if q else 'pXX'} (early stop) {v('latency_early_stop')} ms"
-    if "peak_qps" in m:
-        return f"peak {v('peak_qps')} qps" + (f"; {es}" if es else "")
-    if "ttft_p50" in m:
-        return f"TTFT {v('ttft_p50')} / TPOT {v('tpot_p50')} ms"
-    if "deadline_miss_rate" in m:
-        return f"deadline miss {v('deadline_miss_rate')}"
-    if "achieved_qps" in m:
-        return f"{v('achieved_qps')} of {v('offered_qps')} qps" + (f"; {es}" if es else "")
-    return es or "-"
-
-
-def _per_unit(m: dict[str, Metric]) -> tuple[str, str]:
-    """J and $/1M per inference, or per generated token for token streams."""
-
-    def v(name: str) -> float | None:
-        return m[name].value if name in m else None
-
-    if (
-        v("energy_per_inference_j") is None
-        and v("usd_per_1m_inferences") is None
-        and (v("energy_per_token_j") is not None or v("usd_per_1m_tokens") is not None)
-    ):
-        return f"{_fmt(v('energy_per_token_j'))}/tok", f"{_fmt(v('usd_per_1m_tokens'))}/tok"
-    return _fmt(v("energy_per_inference_j")), _fmt(v("usd_per_1m_inferences"))
+def summary_table(record: RunRecord, title: str | None = None) -> Frame:
+    """The run's summary (one row per cell) as a :class:`harness.cli.render.Frame`."""
+    return summary_frame(record, title)
 
 
 @app.command()
@@ -181,10 +91,9 @@ def run(
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/] cells measured so far are saved")
             raise typer.Exit(130) from None
-    console.print(summary_table(record))
+    print_table(summary_frame(record), console)
     ok = sum(c.status == "ok" for c in record.cells)
     console.print(f"{ok}/{len(record.cells)} cells ok. Results: [bold]{results / record.run_id}[/]")
-    console.print("[dim]power source: measured = read from a counter; estimated = a model (e.g. TDP x utilisation)[/]")
 
 
 def _resolve_profile(ref: str, overrides: dict[str, Any]) -> HardwareProfile:
@@ -225,28 +134,32 @@ def show(
     run_id: str = typer.Argument(..., help="run id, run directory or run.json"),
     results: Path = typer.Option(DEFAULT_ROOT, "--results", "-o"),
     cell: str | None = typer.Option(None, "--cell", help="print every metric of this cell"),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
-    """Show a run's summary table (or one cell's metrics)."""
+    """Show a run's summary table (or one cell's metrics) as a table, CSV, JSON or Markdown."""
+    if (bad := check_format(fmt)) is not None:
+        err.print(f"[red]error:[/] {escape(bad)}")
+        raise typer.Exit(2)
     try:
         record = load_run(run_id, results)
     except ResultsError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if cell is None:
-        console.print(summary_table(record))
+        frame = summary_frame(record)
         env = record.environment
-        console.print(
-            f"[dim]{env.get('cpu_model')} · {env.get('cpu_logical_cores')} cores · "
-            f"python {env.get('python')} · status {record.status}[/]"
+        frame.notes.append(
+            f"{env.get('cpu_model')} · {env.get('cpu_logical_cores')} cores · "
+            f"python {env.get('python')} · status {record.status}"
         )
+        emit(frame, fmt, console)
         return
-    c = record.cell(cell)
-    t = Table("metric", "value", "unit", "provenance", "CI")
-    for name, m in sorted(c.metrics.items()):
-        ci = f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]" if m.ci_low is not None else ""
-        t.add_row(name, _fmt(m.value, 5), m.unit, _prov(m.provenance), ci)
-    console.print(t)
-    console.print({"validity": c.validity, "parity": c.parity.model_dump() if c.parity else None})
+    try:
+        c = record.cell(cell)
+    except KeyError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc.args[0]))}")
+        raise typer.Exit(2) from None
+    emit(cell_frame(c), fmt, console)
 
 
 _MOUNTED = False

@@ -6,13 +6,14 @@ Mounted by the main CLI with ``app.add_typer(profiles_app, name="profiles")``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
 
+from harness.cli.render import FORMAT_HELP, Column, Frame, check_format, emit
 from harness.core.hardware import (
     HardwareProfile,
     ProfileError,
@@ -24,63 +25,84 @@ from harness.core.hardware import (
 profiles_app = typer.Typer(help="Hardware profiles: specs, power and dated prices.", no_args_is_help=True)
 
 
-def _fmt(profile: HardwareProfile, field: str, value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    text = f"{value:g}{unit}"
-    return text + "?" if profile.is_uncertain(field) or field in profile.estimated else text
-
-
 def _short_date(text: str) -> str:
     m = re.search(r"\d{4}(?:-\d{4}\b|(?:-\d{2}){0,2})", text)
     return m.group(0) if m else text[:12]
 
 
-def _peak16(p: HardwareProfile) -> str:
-    parts = []
-    for dt in ("fp16", "bf16"):
-        v = p.peak(dt)
-        if v is not None:
-            parts.append(f"{dt} {_fmt(p, f'peak_tflops.{dt}', v)}")
-    return ", ".join(parts) or "-"
+def profiles_frame(profiles: Iterable[HardwareProfile], title: str) -> Frame:
+    """One row per profile: kind, vendor, fp16/bf16 peak (TFLOPS), memory (GB), bandwidth
+    (GB/s), TDP (W), latest price (USD per device-hour) with its date; ``uncertain`` lists the
+    fields marked '?' in the table."""
+    f = Frame(
+        title,
+        [
+            Column("id", "id", str),
+            Column("kind", "kind", str),
+            Column("vendor", "vendor", str),
+            Column("peak_fp16_tflops", "fp16 TFLOPS"),
+            Column("peak_bf16_tflops", "bf16 TFLOPS"),
+            Column("memory_gb", "mem GB"),
+            Column("memory_bw_gbps", "bw GB/s"),
+            Column("tdp_w", "TDP W"),
+            Column("usd_per_hour", "$/h"),
+            Column("price_date", "price date", lambda v: v or "-"),
+            Column("uncertain", "uncertain", lambda v: ", ".join(v) or "-", in_table=False),
+        ],
+    )
+    for p in profiles:
+        price = p.latest_price()
+        marks = sorted({*p.uncertain, *p.estimated})
+        if price is not None and price.uncertain:
+            marks.append("price")
+        numbers = {
+            "peak_fp16_tflops": ("peak_tflops.fp16", p.peak("fp16")),
+            "peak_bf16_tflops": ("peak_tflops.bf16", p.peak("bf16")),
+            "memory_gb": ("memory_gb", p.memory_gb),
+            "memory_bw_gbps": ("memory_bw_gbps", p.memory_bw_gbps),
+            "tdp_w": ("tdp_w", p.tdp_w),
+            "usd_per_hour": ("price", None if price is None else price.usd_per_device_hour),
+        }
+        texts = {k: f"{v:g}" + ("?" if path in marks else "") for k, (path, v) in numbers.items() if v is not None}
+        f.add(
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "vendor": p.vendor,
+                "peak_fp16_tflops": p.peak("fp16"),
+                "peak_bf16_tflops": p.peak("bf16"),
+                "memory_gb": p.memory_gb,
+                "memory_bw_gbps": p.memory_bw_gbps,
+                "tdp_w": p.tdp_w,
+                "usd_per_hour": None if price is None else price.usd_per_device_hour,
+                "price_date": None if price is None else _short_date(price.date),
+                "uncertain": marks,
+            },
+            texts=texts,
+        )
+    f.notes.append(
+        "uncertain: values the source gives as uncertain or a rule estimated (`harness profiles show ID` gives the sources)"
+    )
+    return f
 
 
 @profiles_app.command("list")
 def list_profiles(
     directory: Path | None = typer.Option(None, "--dir", help="profile directory (default: shipped)"),
     kind: str | None = typer.Option(None, help="only this kind: cpu, gpu, tpu, fpga, asic"),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
-    """Table of profiles; '?' marks values the source gives as uncertain or a rule estimated."""
+    """Table of profiles; the last column names values the source gives as uncertain or a rule estimated."""
+    if (bad := check_format(fmt)) is not None:
+        Console(stderr=True).print(f"[red]error:[/] {bad}")
+        raise typer.Exit(2)
     try:
         profiles = load_profiles(directory)
     except ProfileError as exc:
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    table = Table(title=f"hardware profiles ({directory or default_profiles_dir()})")
-    table.add_column("id", no_wrap=True)
-    for col in ("kind", "vendor", "fp16/bf16 TFLOPS", "mem GB", "bw GB/s", "TDP W"):
-        table.add_column(col)
-    table.add_column("$/h (date)", no_wrap=True)
-    for p in sorted(profiles.values(), key=lambda p: (p.kind, p.id)):
-        if kind and p.kind != kind:
-            continue
-        price = p.latest_price()
-        usd = (
-            "-"
-            if price is None
-            else f"{price.usd_per_device_hour:g}{'?' if price.uncertain else ''} ({_short_date(price.date)})"
-        )
-        table.add_row(
-            p.id,
-            p.kind,
-            p.vendor,
-            _peak16(p),
-            _fmt(p, "memory_gb", p.memory_gb),
-            _fmt(p, "memory_bw_gbps", p.memory_bw_gbps),
-            _fmt(p, "tdp_w", p.tdp_w),
-            usd,
-        )
-    Console().print(table)
+    chosen = [p for p in sorted(profiles.values(), key=lambda p: (p.kind, p.id)) if not kind or p.kind == kind]
+    emit(profiles_frame(chosen, f"hardware profiles ({directory or default_profiles_dir()})"), fmt, Console())
 
 
 @profiles_app.command("show")

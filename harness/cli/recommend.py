@@ -12,8 +12,8 @@ from typing import cast
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
+from harness.cli.render import FORMAT_HELP, Column, Frame, check_format, emit
 from harness.core.metrics import Metric
 from harness.planning.recommend import (
     SLO,
@@ -21,6 +21,7 @@ from harness.planning.recommend import (
     Load,
     ModelSpec,
     ObjectiveName,
+    Recommendation,
     RecommendRequest,
     ScenarioName,
     recommend,
@@ -29,19 +30,63 @@ from harness.planning.recommend import (
 _PROV_STYLE = {"measured": "green", "mixed": "yellow", "projected": "magenta", "reference": "cyan"}
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    if v is None or v != v:
-        return "-"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
+def _v(m: Metric | None) -> float | None:
+    return None if m is None else m.value
 
 
-def _rng(m: Metric | None) -> str:
-    if m is None:
-        return "-"
-    lo, hi, v = m.ci_low, m.ci_high, m.value
-    if lo is None and hi is None:
-        return _f(v)
-    return f"{_f(v)} [{_f(lo)}..{_f(hi)}]"
+def recommendation_frames(rec: Recommendation, title: str, top: int) -> list[Frame]:
+    """The ranked rows (first ``top``) and, when any, the excluded profiles with the reason.
+    Latency is the predicted p99 (or TTFT for token streams) in ms with its range; the
+    enforced end of the range is stated in the notes."""
+    ranked = Frame(
+        title,
+        [
+            Column("rank", "#", str),
+            Column("profile_id", "profile", str),
+            Column("devices", "devices", str),
+            Column("dtype", "dtype", str),
+            Column("batch_size", "batch", lambda v: str(v or "-")),
+            Column("latency_kind", "latency", str),
+            Column("latency_ms", "latency ms"),
+            Column("latency_low_ms", "ms low"),
+            Column("latency_high_ms", "ms high"),
+            Column("usd_per_month", "$/month"),
+            Column("kw", "kW"),
+            Column("usd_per_1m", "$/1M"),
+            Column("provenance", "provenance", str),
+        ],
+        key_columns=2,
+    )
+    for r in rec.rows[:top]:
+        lat = r.predicted_p99_ms or r.predicted_ttft_ms
+        ranked.add(
+            {
+                "rank": r.rank,
+                "profile_id": r.profile_id,
+                "devices": r.devices,
+                "dtype": r.dtype,
+                "batch_size": r.batch_size,
+                "latency_kind": "p99" if r.predicted_p99_ms is not None else ("TTFT" if lat is not None else "-"),
+                "latency_ms": _v(lat),
+                "latency_low_ms": None if lat is None else lat.ci_low,
+                "latency_high_ms": None if lat is None else lat.ci_high,
+                "usd_per_month": _v(r.usd_per_month),
+                "kw": _v(r.kw),
+                "usd_per_1m": _v(r.usd_per_1m),
+                "provenance": r.provenance,
+            },
+            _PROV_STYLE.get(r.provenance),
+        )
+    if len(rec.rows) > top:
+        ranked.notes.append(f"{len(rec.rows) - top} more ranked profile(s); --top N shows more")
+    ranked.notes.append(rec.enforced_end)
+    frames = [ranked]
+    if rec.excluded:
+        ex = Frame("excluded", [Column("profile_id", "profile", str), Column("reason", "reason", str)])
+        for e in rec.excluded:
+            ex.add({"profile_id": e.profile_id, "reason": e.reason})
+        frames.append(ex)
+    return frames
 
 
 def recommend_command(
@@ -66,8 +111,12 @@ def recommend_command(
     top: int = typer.Option(10, help="rows to show"),
     json_out: Path | None = typer.Option(None, "--json", help="write the recommendation as JSON"),
     csv_out: Path | None = typer.Option(None, "--csv", help="write the ranked rows as CSV"),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP + " (csv/json: the ranked rows)"),
 ) -> None:
     """Rank hardware profiles for a load within an SLO and constraints (with provenance)."""
+    if (bad := check_format(fmt)) is not None:
+        Console(stderr=True).print(f"[red]error:[/] {bad}")
+        raise typer.Exit(2)
     obj: ObjectiveName | dict[str, float] = cast(ObjectiveName, objective)  # validated by RecommendRequest
     if "=" in objective:
         try:
@@ -94,45 +143,12 @@ def recommend_command(
     except (ValidationError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    frames = recommendation_frames(rec, f"{model}:{size} {scenario} - ranked by {objective}", top)
     console = Console()
-    t = Table(title=f"{model}:{size} {scenario} - ranked by {objective}")
-    for col in (
-        "#",
-        "profile",
-        "devices",
-        "dtype",
-        "batch",
-        "p99/TTFT ms [range]",
-        "$/month",
-        "kW",
-        "$/1M",
-        "provenance",
-    ):
-        t.add_column(col, overflow="fold")
-    for r in rec.rows[:top]:
-        lat = r.predicted_p99_ms or r.predicted_ttft_ms
-        style = _PROV_STYLE.get(r.provenance, "white")
-        t.add_row(
-            str(r.rank),
-            r.profile_id,
-            str(r.devices),
-            r.dtype,
-            str(r.batch_size or "-"),
-            _rng(lat),
-            _f(r.usd_per_month.value if r.usd_per_month else None),
-            _f(r.kw.value if r.kw else None),
-            _f(r.usd_per_1m.value if r.usd_per_1m else None, 3),
-            f"[{style}]{r.provenance}[/]",
-        )
-    console.print(t)
-    if rec.excluded:
-        ex = Table(title="excluded")
-        ex.add_column("profile")
-        ex.add_column("reason", overflow="fold")
-        for e in rec.excluded:
-            ex.add_row(e.profile_id, e.reason)
-        console.print(ex)
-    console.print(f"[dim]{rec.enforced_end}[/]")
+    for i, frame in enumerate(frames if fmt in ("table", "markdown") else frames[:1]):
+        if i:
+            console.print()
+        emit(frame, fmt, console)
     if json_out:
         json_out.write_text(rec.to_json())
     if csv_out:

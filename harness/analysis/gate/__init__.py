@@ -17,11 +17,17 @@ from harness.analysis.gate.noise import NoiseRow, noise_from_ab_reports, noise_f
 from harness.analysis.gate.render import (
     FORMATS,
     HEADERS,
+    folded_line,
     render,
+    shown_verdicts,
+    summary_line,
+    to_csv,
     to_json,
     to_junit_xml,
     to_markdown,
     to_rich_table,
+    to_text,
+    verdict_rows,
 )
 from harness.analysis.gate.rules import (
     DEFAULT_RULES,
@@ -91,5 +97,11 @@ __all__ = [
     "to_junit_xml",
     "to_markdown",
     "to_rich_table",
+    "to_text",
+    "to_csv",
+    "folded_line",
+    "shown_verdicts",
+    "summary_line",
+    "verdict_rows",
     "window_throughput_samples",
 ]
