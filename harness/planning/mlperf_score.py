@@ -31,6 +31,7 @@ import pandas as pd
 
 from harness.core.hardware import HardwareProfile, load_profiles
 from harness.planning import cost_model as cm
+from harness.planning.architecture import ARCHITECTURE
 from harness.planning.reference import CALIBRATION_ROUNDS, VALIDATION_ROUNDS, load_mlperf
 from harness.planning.workload_cost import mlperf_cost
 
@@ -51,23 +52,6 @@ LLAMA_TPOT_S = 0.2
 #: MLPerf Llama-2-70B prompt tokens per query used for the prefill share (dataset mean, rounded)
 LLAMA_PROMPT_TOKENS = 300
 REFERENCE_IMPL_MARK = "reference"
-#: device architecture (a device of another architecture than the reference's is anchored on a
-#: device of its own architecture when one has a result in the same round)
-ARCHITECTURE: dict[str, str] = {
-    "nvidia-h100-sxm": "hopper",
-    "nvidia-h100-pcie": "hopper",
-    "nvidia-h200-sxm": "hopper",
-    "nvidia-b200": "blackwell",
-    "nvidia-a100-80gb-sxm": "ampere",
-    "nvidia-l4": "ada",
-    "nvidia-l40s": "ada",
-    "nvidia-t4": "turing",
-    "amd-mi300x": "cdna3",
-    "amd-mi325x": "cdna3",
-    "intel-gaudi2": "gaudi2",
-    "intel-xeon-8480p": "sapphire-rapids",
-    "intel-xeon-6980p": "granite-rapids",
-}
 
 
 def tuned_dtype(profile: HardwareProfile, family: str) -> str | None:
