@@ -225,3 +225,14 @@ def test_match_host_no_longer_raises_for_an_unknown_gpu() -> None:
     assert p.id.startswith("unmatched-gpu-") and p.memory_gb == 8.0 and not p.prices
     with pytest.raises(LookupError, match="not found"):
         match_host(h, load_profiles(), "cuda:3")
+
+
+def test_an_nvml_error_mid_query_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_nvml(monkeypatch, TWO_H200)
+
+    def lost(h: int) -> str:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lost)
+    gpus, how = detect_gpus()
+    assert gpus == [] and how.startswith("NVML query failed")

@@ -84,6 +84,8 @@ def detect_gpus() -> tuple[list[GpuInfo], str]:
                 GpuInfo(index=i, name=str(name), memory_bytes=mem, driver=str(driver), pci_id=_pci_id(h, pynvml))
             )
         return gpus, "nvml"
+    except Exception as exc:  # NVMLError mid-query (GPU lost, driver reset): report it, detect nothing
+        return [], f"NVML query failed: {type(exc).__name__}: {exc}"
     finally:
         pynvml.nvmlShutdown()
 
