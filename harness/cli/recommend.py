@@ -89,6 +89,24 @@ def recommendation_frames(rec: Recommendation, title: str, top: int) -> list[Fra
     return frames
 
 
+def parse_prices(items: list[str]) -> dict[str, float]:
+    """``--price ID=USD/h`` values as {profile id: USD per device-hour}; a malformed one raises
+    ``typer.BadParameter`` showing the expected form."""
+    out: dict[str, float] = {}
+    for item in items:
+        pid, sep, usd = item.partition("=")
+        try:
+            value = float(usd)
+        except ValueError:
+            value = float("nan")
+        if not sep or not pid.strip() or not value > 0 or value == float("inf"):
+            raise typer.BadParameter(
+                f"--price {item!r}: expected ID=USD/h with a positive price, e.g. amd-alveo-u250=1.65"
+            )
+        out[pid.strip()] = value
+    return out
+
+
 def recommend_command(
     model: str = typer.Option(..., help="zoo model (resnet50, bert, gpt2, ...), or bert-99 / llama2-70b"),
     size: str = typer.Option("standard", help="standard | tiny | mlperf"),
@@ -108,6 +126,16 @@ def recommend_command(
     objective: str = typer.Option("cost", help="cost | latency | energy | weights 'cost=1,latency=0.5'"),
     dtype: str = typer.Option("fp16", help="precision: fp32 fp16 bf16 int8 fp8"),
     results: Path | None = typer.Option(None, help="results directory with measured runs"),
+    price_source: str = typer.Option(
+        "on-demand",
+        "--price-source",
+        help="which listed price: on-demand (default) | spot | committed | capacity-block | a provider (aws, gcp, "
+        "lambda, ...); a profile without one uses its first on-demand, capacity-block, committed or spot price "
+        "and says so",
+    ),
+    prices: list[str] | None = typer.Option(
+        None, "--price", help="your price for a profile, ID=USD/h (repeatable); ranks a profile without one"
+    ),
     top: int = typer.Option(10, help="rows to show"),
     json_out: Path | None = typer.Option(None, "--json", help="write the recommendation as JSON"),
     csv_out: Path | None = typer.Option(None, "--csv", help="write the ranked rows as CSV"),
@@ -139,7 +167,7 @@ def recommend_command(
             objective=obj,
             dtype=dtype,
         )
-        rec = recommend(req, results_root=results)
+        rec = recommend(req, results_root=results, price_source=price_source, user_prices=parse_prices(prices or []))
     except (ValidationError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
