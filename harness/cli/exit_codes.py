@@ -1,4 +1,5 @@
-"""Exit codes of the ``harness`` commands (listed in docs/architecture.md, "Exit codes").
+"""Exit codes of the ``harness`` commands (listed in docs/architecture.md, "Shutdown and exit
+codes") and the one-line ``error:`` messages that go with them.
 
 ====  =====================================================================================
 0     everything asked for was done and every cell ran (skipped cells, e.g. an unavailable
@@ -14,6 +15,8 @@
 """
 
 from __future__ import annotations
+
+from pydantic import ValidationError
 
 from harness.core.records import RunRecord
 from harness.measure.lifecycle import RunSaveError, Terminated
@@ -46,3 +49,17 @@ def save_error_exit(exc: RunSaveError) -> int:
     """:data:`BAD_INPUT` when nothing was measured (the results directory was unusable from the
     start), else :data:`SAVE_FAILED`."""
     return BAD_INPUT if exc.cells_kept == 0 and exc.rescue_path is None else SAVE_FAILED
+
+
+def one_line(exc: Exception) -> str:
+    """``exc`` as one line for an ``error:`` message: a pydantic ``ValidationError`` as
+    ``field: problem (input ...)`` of its first error (and how many more), anything else as
+    its first line."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        e = errors[0]
+        loc = ".".join(str(x) for x in e["loc"]) or exc.title
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"{loc}: {e['msg']} (got {e.get('input')!r}){more}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -181,6 +181,10 @@ def ab(
         start_timeout_s=start_timeout,
         block_timeout_s=block_timeout,
     )
+    for opt, paths in (("--baseline-path", baseline_path), ("--current-path", current_path)):
+        for x in paths or ():
+            if not Path(x).is_dir():
+                raise fail(f"{opt} {x}: no such directory")
     s, cells = _ab_cells(suite, only, [*(current_path or ()), *(baseline_path or ())])
     try:
         b, c = _run_ab(

@@ -30,7 +30,7 @@ from harness.cli.render import Column, Frame, print_table
 from harness.store.results import DEFAULT_ROOT
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line (logs, grep)
 
 RESULTS = typer.Option(DEFAULT_ROOT, "--results", "-o", help="results directory (runs and baselines/)")
 RULES_HELP = "rule METRIC:+N% / METRIC:-N% (repeatable); default: " + " ".join(DEFAULT_RULES)
@@ -119,6 +119,9 @@ def emit(
         typer.echo(render(report, fmt, verbose))
     for path, f in ((markdown, "markdown"), (junit, "junit"), (json_out, "json")):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a" if f == "markdown" and path.exists() else "w") as fh:
-                fh.write(render(report, f))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a" if f == "markdown" and path.exists() else "w") as fh:
+                    fh.write(render(report, f))
+            except OSError as exc:  # a directory, a read-only place: bad input, not a regression
+                raise fail(f"--{'json' if f == 'json' else f}: cannot write {path}: {exc.strerror or exc}") from None

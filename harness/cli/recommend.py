@@ -12,7 +12,9 @@ from typing import cast
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
+from harness.cli.exit_codes import one_line
 from harness.cli.render import FORMAT_HELP, Column, Frame, check_format, emit
 from harness.core.metrics import Metric
 from harness.planning.recommend import (
@@ -169,7 +171,7 @@ def recommend_command(
         )
         rec = recommend(req, results_root=results, price_source=price_source, user_prices=parse_prices(prices or []))
     except (ValidationError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        Console(stderr=True).print(f"[red]error:[/] {escape(one_line(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     frames = recommendation_frames(rec, f"{model}:{size} {scenario} - ranked by {objective}", top)
     console = Console()
@@ -177,10 +179,15 @@ def recommend_command(
         if i:
             console.print()
         emit(frame, fmt, console)
-    if json_out:
-        json_out.write_text(rec.to_json())
-    if csv_out:
-        rec.to_csv(csv_out)
+    try:
+        if json_out:
+            json_out.write_text(rec.to_json())
+        if csv_out:
+            rec.to_csv(csv_out)
+    except OSError as exc:
+        where = json_out if json_out and not (csv_out and exc.filename == str(csv_out)) else csv_out
+        Console(stderr=True).print(f"[red]error:[/] cannot write {where}: {exc.strerror or exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 #: standalone app (``python -m``-style use and tests); the main CLI mounts the command itself

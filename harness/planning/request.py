@@ -24,7 +24,7 @@ OBJECTIVES: tuple[str, ...] = ("cost", "latency", "energy")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a load of inf or NaN is no load
 
 
 class ModelSpec(_Strict):
