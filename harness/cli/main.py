@@ -14,6 +14,7 @@ from rich.table import Table
 
 from harness.cli import gate as cli_gate
 from harness.cli.app import app_command
+from harness.cli.exit_codes import interrupt_exit, run_exit_code, save_error_exit
 from harness.cli.profiles import profiles_app
 from harness.cli.recommend import recommend_command
 from harness.cli.render import FORMAT_HELP, Frame, check_format, emit, print_table
@@ -23,6 +24,7 @@ from harness.core.hardware import HardwareProfile, apply_overrides, get_profile,
 from harness.core.records import CellRecord, CellSpec, RunRecord
 from harness.core.spec import SpecError
 from harness.measure.host import host_profile
+from harness.measure.lifecycle import RunSaveError
 from harness.measure.runner import run_suite
 from harness.store.results import DEFAULT_ROOT, ResultsError, load_run
 from workloads.registry import list_workloads
@@ -34,7 +36,7 @@ app = typer.Typer(
     help="Inference benchmarking and hardware selection.",
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line (logs, grep)
 
 
 def summary_table(record: RunRecord, title: str | None = None) -> Frame:
@@ -58,8 +60,8 @@ def run(
     }
     try:
         profile = _resolve_profile(profile_id, overrides) if profile_id else host_profile(overrides)
-    except (ValueError, OSError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+    except (ValueError, OSError, KeyError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc.args[0] if isinstance(exc, KeyError) else exc))}")
         raise typer.Exit(2) from None
     console.print(f"host profile: [bold]{profile.id}[/] ({profile.vendor} {profile.model})")
     with Progress(
@@ -88,12 +90,18 @@ def run(
         except SpecError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted:[/] cells measured so far are saved")
-            raise typer.Exit(130) from None
+        except RunSaveError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(save_error_exit(exc)) from None
+        except KeyboardInterrupt as exc:
+            msg, code = interrupt_exit(exc)
+            err.print(f"[yellow]{escape(msg)}[/]")
+            raise typer.Exit(code) from None
     print_table(summary_frame(record), console)
     ok = sum(c.status == "ok" for c in record.cells)
     console.print(f"{ok}/{len(record.cells)} cells ok. Results: [bold]{results / record.run_id}[/]")
+    if code := run_exit_code(record):
+        raise typer.Exit(code)
 
 
 def _resolve_profile(ref: str, overrides: dict[str, Any]) -> HardwareProfile:
