@@ -129,3 +129,22 @@ def test_cli_price_options() -> None:
     assert "intel-gaudi2" in res.output.split("excluded")[0]
     res = runner.invoke(app, [*args, "--price-source", "bitcoin"])
     assert res.exit_code == 2 and "unknown price source" in res.output
+
+
+def test_price_range_spans_the_listed_prices() -> None:
+    got = ec.choose_price(DEV)
+    assert got is not None and (got.low, got.high) == (3.0, 12.0)
+    assert ec.choose_price(DEV.model_copy(update={"prices": [price("AWS", 2.0)]})) == (
+        2.0,
+        "estimated:list-price",
+        "dev: AWS i on-demand, 2025-01",
+        price("AWS", 2.0),
+        None,
+        None,
+    )
+    rows = {r.profile_id: r for r in recommend(REQ).rows}
+    h100 = rows["nvidia-h100-sxm"].usd_per_month
+    assert h100 is not None and h100.value is not None and h100.ci_low is not None and h100.ci_high is not None
+    assert h100.ci_low < h100.value < h100.ci_high and "range over the listed prices" in h100.method
+    listed = [p.usd_per_device_hour for p in load_profiles()["nvidia-h100-sxm"].prices]
+    assert h100.ci_high / h100.ci_low == pytest.approx(max(listed) / min(listed))

@@ -207,12 +207,16 @@ _FALLBACK_ORDER = ("on-demand", "capacity-block", "committed-use", "estimated", 
 class PriceChoice(NamedTuple):
     """The price used for a device: USD per device-hour, its provenance, a one-line description
     (provider, instance, pricing model, date, and why it was chosen if it is not the requested
-    source), and the :class:`~harness.core.hardware.Price` itself."""
+    source), the :class:`~harness.core.hardware.Price` itself, and the range (``low``, ``high``,
+    USD per device-hour) over all the prices the profile lists when they differ (None for a
+    user price or a single listed price)."""
 
     usd_per_hour: float
     provenance: str
     description: str
     price: Price
+    low: float | None = None
+    high: float | None = None
 
 
 def _describe(profile_id: str, price: Price) -> str:
@@ -264,7 +268,9 @@ def choose_price(profile: HardwareProfile | None, source: str = DEFAULT_PRICE_SO
             chosen = min(prices, key=lambda p: _FALLBACK_ORDER.index(p.pricing_model))
             note = f"; no {source} price listed, used this {chosen.pricing_model} price"
     prov = "estimated:user-price" if chosen.pricing_model == "user" else "estimated:list-price"
-    return PriceChoice(chosen.usd_per_device_hour, prov, _describe(profile.id, chosen) + note, chosen)
+    listed = sorted({p.usd_per_device_hour for p in prices if p.pricing_model != "user"})
+    low, high = (listed[0], listed[-1]) if not user and len(listed) > 1 else (None, None)
+    return PriceChoice(chosen.usd_per_device_hour, prov, _describe(profile.id, chosen) + note, chosen, low, high)
 
 
 def price_of(profile: HardwareProfile | None, source: str = DEFAULT_PRICE_SOURCE) -> PriceChoice | None:
@@ -346,7 +352,7 @@ def cell_economics(
     price = basis_price(basis) if basis is not None else price_of(profile)
     pid = basis.profile.id if basis is not None else getattr(profile, "id", "?")
     if price is not None and have_tp:
-        usd_h, prov, desc, _ = price
+        usd_h, prov, desc = price.usd_per_hour, price.provenance, price.description
         m = usd_per_1m_inferences(usd_h, throughput_per_s, prov)
         out["usd_per_1m_inferences"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
     else:
@@ -355,7 +361,7 @@ def cell_economics(
         )
     if tokens_per_s is not None:
         if price is not None and have_tokens:
-            usd_h, prov, desc, _ = price
+            usd_h, prov, desc = price.usd_per_hour, price.provenance, price.description
             m = usd_per_1m_tokens(usd_h, tokens_per_s, prov)
             out["usd_per_1m_tokens"] = m.model_copy(update={"method": f"{m.method}; price: {desc}"})
         else:

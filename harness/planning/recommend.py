@@ -62,6 +62,7 @@ from harness.planning.request import (
     ScenarioName,
 )
 from harness.planning.sizing import MAX_DEVICES, SECONDS_PER_DAY, Excluded, rate_of, size_profile
+from harness.planning.your_stack import size_your_stack
 
 __all__ = [
     "MAX_DEVICES",
@@ -129,46 +130,64 @@ def recommend(
                 raise Excluded(f"no price in the profile (rank it under cost with --price {pid}=USD/h)")
             if p.tdp_w is None and (weights.get("energy") or cons.max_kw is not None):
                 raise Excluded("no TDP in the profile")
-            s = size_profile(request, cost, p, rate, cells, mlperf)
-            usd = _with_price(econ.monthly_cost_usd(s.devices, price[0], price[1]), price) if price else None
-            kw = econ.power_kw(s.devices, p.tdp_w, "estimated:tdp") if p.tdp_w else None
-            if usd is not None and cons.max_usd_per_month is not None and (usd.value or 0.0) > cons.max_usd_per_month:
-                raise Excluded(
-                    f"${usd.value:,.0f}/month for {s.devices} device(s) exceeds the budget "
-                    f"${cons.max_usd_per_month:,.0f}"
+            sized = [size_profile(request, cost, p, rate, cells, mlperf)]
+            if sized[0].provenance == "projected":
+                try:  # the user's own stack beside the tuned one, where the stack model applies
+                    mine = size_your_stack(request, cost, p, rate, sized[0].dtype)
+                except Excluded as exc:
+                    excluded.append(Exclusion(profile_id=pid, reason=str(exc)))
+                    mine = None
+                sized += [mine] if mine is not None else []
+            for s in sized:
+                usd = _with_price(econ.monthly_cost_usd(s.devices, price[0], price[1]), price) if price else None
+                kw = econ.power_kw(s.devices, p.tdp_w, "estimated:tdp") if p.tdp_w else None
+                if (
+                    usd is not None
+                    and cons.max_usd_per_month is not None
+                    and (usd.value or 0.0) > cons.max_usd_per_month
+                ):
+                    raise Excluded(
+                        f"${usd.value:,.0f}/month for {s.devices} device(s) exceeds the budget "
+                        f"${cons.max_usd_per_month:,.0f}"
+                    )
+                if kw is not None and cons.max_kw is not None and (kw.value or 0.0) > cons.max_kw:
+                    raise Excluded(f"{kw.value:.3g} kW for {s.devices} device(s) exceeds {cons.max_kw:g} kW")
+                lat = s.p99 if s.p99 is not None else s.ttft
+                slo_check = request.slo.p99_ms if request.scenario in ("online", "offline") else None
+                if (
+                    slo_check is not None
+                    and lat is not None
+                    and (lat.ci_high or lat.value or 0) > slo_check * (1 + 1e-9)
+                ):
+                    raise Excluded(f"predicted p99 {lat.ci_high:.3g} ms (conservative end) exceeds the SLO")
+                per1m = None
+                if price is not None:
+                    fn = econ.usd_per_1m_tokens if unit == "tokens/s" else econ.usd_per_1m_inferences
+                    per1m = _with_price(fn(price[0] * s.devices, rate, price[1]), price)
+                score = _score(weights, usd, lat, kw)
+                rows.append(
+                    RecommendationRow(
+                        rank=0,
+                        profile_id=pid,
+                        kind=p.kind,
+                        devices=s.devices,
+                        dtype=s.dtype,
+                        batch_size=s.batch,
+                        max_queue_delay_ms=s.delay_ms,
+                        predicted_p99_ms=s.p99,
+                        predicted_ttft_ms=s.ttft,
+                        predicted_tpot_ms=s.tpot,
+                        usd_per_month=usd,
+                        kw=kw,
+                        usd_per_1m=per1m,
+                        per_device_capacity=s.capacity,
+                        provenance=s.provenance,
+                        score=score,
+                        notes=_price_note(s.notes, price),
+                        stack=s.stack,
+                        evidence=s.evidence,
+                    )
                 )
-            if kw is not None and cons.max_kw is not None and (kw.value or 0.0) > cons.max_kw:
-                raise Excluded(f"{kw.value:.3g} kW for {s.devices} device(s) exceeds {cons.max_kw:g} kW")
-            lat = s.p99 if s.p99 is not None else s.ttft
-            slo_check = request.slo.p99_ms if request.scenario in ("online", "offline") else None
-            if slo_check is not None and lat is not None and (lat.ci_high or lat.value or 0) > slo_check * (1 + 1e-9):
-                raise Excluded(f"predicted p99 {lat.ci_high:.3g} ms (conservative end) exceeds the SLO")
-            per1m = None
-            if price is not None:
-                fn = econ.usd_per_1m_tokens if unit == "tokens/s" else econ.usd_per_1m_inferences
-                per1m = _with_price(fn(price[0] * s.devices, rate, price[1]), price)
-            score = _score(weights, usd, lat, kw)
-            rows.append(
-                RecommendationRow(
-                    rank=0,
-                    profile_id=pid,
-                    kind=p.kind,
-                    devices=s.devices,
-                    dtype=s.dtype,
-                    batch_size=s.batch,
-                    max_queue_delay_ms=s.delay_ms,
-                    predicted_p99_ms=s.p99,
-                    predicted_ttft_ms=s.ttft,
-                    predicted_tpot_ms=s.tpot,
-                    usd_per_month=usd,
-                    kw=kw,
-                    usd_per_1m=per1m,
-                    per_device_capacity=s.capacity,
-                    provenance=s.provenance,
-                    score=score,
-                    notes=_price_note(s.notes, price),
-                )
-            )
         except Excluded as exc:
             excluded.append(Exclusion(profile_id=pid, reason=str(exc)))
     rows.sort(key=lambda r: (r.score, r.profile_id))
@@ -190,8 +209,14 @@ def _with_user_prices(profiles: dict[str, HardwareProfile], prices: Mapping[str,
 
 
 def _with_price(m: Metric, price: econ.PriceChoice) -> Metric:
-    """``m`` with the price it used named in its method."""
-    return m.model_copy(update={"method": f"{m.method}; price: {price.description}"})
+    """``m`` with the price it used named in its method and, where the profile lists prices that
+    differ, the range ``m`` spans over them (``ci_low``/``ci_high``, the same sizing)."""
+    method = f"{m.method}; price: {price.description}"
+    if m.value is None or price.low is None or price.high is None:
+        return m.model_copy(update={"method": method})
+    scale = m.value / price.usd_per_hour
+    method += f"; range over the listed prices {price.low:.4g}..{price.high:.4g} USD/device-h"
+    return m.model_copy(update={"method": method, "ci_low": scale * price.low, "ci_high": scale * price.high})
 
 
 def _price_note(notes: str, price: econ.PriceChoice | None) -> str:
