@@ -11,7 +11,15 @@ import pytest
 
 from harness.core import economics as ec
 from harness.core.hardware import HardwareProfile, Price, load_profiles
-from harness.core.host_match import CostBasis, GpuInfo, HostInfo, cost_basis, match_gpu, match_host
+from harness.core.host_match import (
+    CostBasis,
+    GpuInfo,
+    HostInfo,
+    cost_basis,
+    match_gpu,
+    match_host,
+    recorded_profile_id,
+)
 from harness.core.metrics import Metric, Reading
 from harness.measure.cell_economics import attach_energy_and_cost
 from harness.measure.host import cell_cost_basis, detect_gpus, host_profile, host_record
@@ -236,3 +244,30 @@ def test_an_nvml_error_mid_query_is_reported_not_raised(monkeypatch: pytest.Monk
     monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lost)
     gpus, how = detect_gpus()
     assert gpus == [] and how.startswith("NVML query failed")
+
+
+MEASURED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured"
+
+
+def test_cells_recorded_before_per_device_pricing_map_to_their_gpu() -> None:
+    profiles = load_profiles()
+    env = {"gpus": [{"index": 0, "name": "NVIDIA H200", "memory_bytes": 150_754_820_096}]}
+    assert recorded_profile_id(env, "cuda", "local-xeon", profiles) == "nvidia-h200-sxm"
+    assert recorded_profile_id(env, "cuda:0", "intel-xeon-8480p", profiles) == "nvidia-h200-sxm"
+    assert recorded_profile_id(env, "cpu", "local-xeon", profiles) == "local-xeon"
+    assert recorded_profile_id(env, "cuda:1", "local-xeon", profiles) == "local-xeon"  # no such GPU recorded
+    assert recorded_profile_id(env, "cuda", "nvidia-h100-sxm", profiles) == "nvidia-h100-sxm"  # already a GPU
+    new = {"host": {"accelerators": [{"index": 0, "profile_id": "nvidia-l4"}]}, "gpus": env["gpus"]}
+    assert recorded_profile_id(new, "cuda:0", "local-xeon", profiles) == "nvidia-l4"
+
+
+@pytest.mark.skipif(not MEASURED.is_dir(), reason="the reference records are not beside this checkout")
+def test_shipped_h200_records_map_their_gpu_cells_to_the_h200() -> None:
+    from harness.store.results import load_run
+
+    profiles = load_profiles()
+    for f in sorted(MEASURED.glob("*.run.json")):
+        run = load_run(f)
+        for c in run.cells:
+            got = recorded_profile_id(run.environment, c.spec.device, c.profile_id, profiles)
+            assert got == ("nvidia-h200-sxm" if c.spec.device.startswith("cuda") else c.profile_id), (f.name, c.cell_id)

@@ -7,13 +7,16 @@ flagged so), each GPU by :func:`match_gpu` (PCI id, else the exact NVML name amo
 profile's aliases; a GPU without a profile gets :func:`unmatched_gpu_profile`: its name and
 memory, no price, a note saying so). :func:`host_identity` is the whole host as recorded in a
 run's environment, and :func:`cost_basis` says which profiles price a cell on a given device
-and the share of the host CPU it carries. Pure functions: no detection here.
+and the share of the host CPU it carries; :func:`recorded_profile_id` recovers the GPU profile of
+a cell recorded before cells were priced per device. Pure functions: no detection here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -276,3 +279,32 @@ def match_host(host: HostInfo, profiles: dict[str, HardwareProfile], device: str
     if gpu is None:
         raise LookupError(f"device {device} not found on this host ({host.gpu_detection or 'no GPUs'})")
     return match_gpu(gpu, profiles) or unmatched_gpu_profile(gpu)
+
+
+def recorded_profile_id(
+    environment: Mapping[str, Any], device: str, profile_id: str | None, profiles: dict[str, HardwareProfile]
+) -> str | None:
+    """The profile a recorded cell ran on: ``profile_id`` as recorded, except for a ``cuda[:N]``
+    cell recorded with a CPU profile (records made before cells were priced per device, such as
+    the shipped H200 runs, named the host CPU for every cell), whose GPU is looked up in the run's
+    ``environment`` (``host.accelerators``, else the ``gpus`` list NVML reported) and matched by
+    :func:`match_gpu`. The recorded id is kept where the GPU cannot be identified. ``cuda:N`` is
+    taken as NVML index N (the record does not say how ``CUDA_VISIBLE_DEVICES`` was set)."""
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    recorded = profiles.get(profile_id) if profile_id else None
+    if m is None or (recorded is not None and recorded.kind != "cpu"):
+        return profile_id
+    if recorded is None and profile_id and not profile_id.startswith("local-"):
+        return profile_id  # an id this catalogue does not know, not a host CPU's
+    idx = int(m.group(1) or 0)
+    host = environment.get("host")
+    if isinstance(host, Mapping):
+        for acc in host.get("accelerators") or []:
+            if isinstance(acc, Mapping) and acc.get("index") == idx and acc.get("profile_id"):
+                return str(acc["profile_id"])
+    for g in environment.get("gpus") or []:
+        if isinstance(g, Mapping) and g.get("index") == idx and isinstance(g.get("name"), str):
+            found = match_gpu(GpuInfo(index=idx, name=g["name"], pci_id=g.get("pci_id")), profiles)
+            if found is not None:
+                return found.id
+    return profile_id
