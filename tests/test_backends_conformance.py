@@ -15,6 +15,8 @@ BACKENDS = plugins.names("backend")
 
 def _load_or_skip(name: str, workload, device: str = "cpu") -> Backend:
     cls = plugins.load("backend", name)
+    if getattr(cls, "remote", False):
+        pytest.skip(f"backend {name!r} measures a running server: tests/test_remote_serve.py")
     ok, why = cls.available()
     if not ok:
         pytest.skip(f"backend {name!r} unavailable here: {why}")

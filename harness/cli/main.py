@@ -19,6 +19,7 @@ from harness.cli.profiles import profiles_app
 from harness.cli.recommend import recommend_command
 from harness.cli.render import FORMAT_HELP, Frame, check_format, emit, print_table
 from harness.cli.run_tables import cell_frame, summary_frame
+from harness.cli.serve import serve_command
 from harness.core import plugins
 from harness.core.hardware import HardwareProfile, apply_overrides, get_profile, load_profile
 from harness.core.records import CellRecord, CellSpec, RunRecord
@@ -192,6 +193,7 @@ def _mount_optional() -> None:
     app.add_typer(cli_gate.baseline_app, name="baseline", help="named baselines under RESULTS/baselines/")
     app.command("app")(app_command)
     app.command("recommend")(recommend_command)
+    app.command("serve")(serve_command)
 
 
 def main() -> None:
