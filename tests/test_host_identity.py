@@ -271,3 +271,18 @@ def test_shipped_h200_records_map_their_gpu_cells_to_the_h200() -> None:
         for c in run.cells:
             got = recorded_profile_id(run.environment, c.spec.device, c.profile_id, profiles)
             assert got == ("nvidia-h200-sxm" if c.spec.device.startswith("cuda") else c.profile_id), (f.name, c.cell_id)
+
+
+@pytest.mark.skipif(not MEASURED.is_dir(), reason="the reference records are not beside this checkout")
+def test_recommender_counts_the_shipped_h200_measurements_as_the_h200(tmp_path: Path) -> None:
+    """The issue's symptom: the host CPU's profile was ranked from the H200's measurements."""
+    from harness.planning.recommend import SLO, Load, ModelSpec, RecommendRequest, recommend
+
+    run_dir = tmp_path / "h200-torch-eager"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text((MEASURED / "h200-torch-eager-2026-11-30.run.json").read_text())
+    req = RecommendRequest(model=ModelSpec(name="bert"), scenario="online", slo=SLO(p99_ms=50), load=Load(qps=2000))
+    rec = recommend(req, results_root=tmp_path)
+    ranked = {r.profile_id: r for r in rec.rows}
+    assert "local-xeon" not in ranked and "local-xeon" not in {e.profile_id for e in rec.excluded}
+    assert ranked["nvidia-h200-sxm"].provenance in ("measured", "mixed")

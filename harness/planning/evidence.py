@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
-from harness.core.hardware import HardwareProfile
+from harness.core.hardware import HardwareProfile, load_profiles
+from harness.core.host_match import recorded_profile_id
 from harness.core.records import CellRecord
 from harness.planning.request import ModelSpec
 from harness.planning.simulate import ServiceCurve
@@ -60,6 +61,7 @@ def measured_cells(
     if results_root is None or model.counts is not None:
         return {}, {}
     runs, _ = list_runs(Path(results_root))
+    shipped = load_profiles()
     out: dict[str, list[CellRecord]] = {}
     run_profiles: dict[str, HardwareProfile] = {}
     for run in runs:
@@ -78,7 +80,9 @@ def measured_cells(
                 and not c.spec.model_params
                 and not model.params
             ):
-                out.setdefault(c.profile_id, []).append(c)
+                # a GPU cell of an older record may name the host CPU: count it as its GPU's
+                pid = recorded_profile_id(run.environment, c.spec.device, c.profile_id, shipped) or c.profile_id
+                out.setdefault(pid, []).append(c)
     return out, {k: v for k, v in run_profiles.items() if k in out}
 
 
