@@ -99,7 +99,9 @@ def test_unpriced_device_is_ranked_under_latency_and_excluded_under_cost_unless_
     row = next(r for r in priced.rows if r.profile_id == unpriced)
     assert row.usd_per_month is not None and row.usd_per_month.provenance == "estimated:user-price"
     assert row.usd_per_month.value == pytest.approx(row.devices * 1.3 * ec.HOURS_PER_MONTH)
-    assert "user price" in row.notes
+    assert "user price" in row.notes and row.price == "1.3 USD/h user"
+    no_price = next(r for r in by_latency.rows if r.profile_id == unpriced)
+    assert no_price.price.startswith("no price")
 
 
 def test_price_source_changes_the_price_used_and_the_row_says_which() -> None:
@@ -127,6 +129,9 @@ def test_cli_price_options() -> None:
     res = runner.invoke(app, [*args, "--price", "intel-gaudi2=1.3", "--price-source", "committed"])
     assert res.exit_code == 0, res.output
     assert "intel-gaudi2" in res.output.split("excluded")[0]
+    res = runner.invoke(app, [*args, "--price", "intel-gaudi2=1.3", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    assert "price" in res.output.splitlines()[0] and "1.3 USD/h user" in res.output
     res = runner.invoke(app, [*args, "--price-source", "bitcoin"])
     assert res.exit_code == 2 and "unknown price source" in res.output
 

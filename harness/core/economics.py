@@ -218,6 +218,12 @@ class PriceChoice(NamedTuple):
     low: float | None = None
     high: float | None = None
 
+    @property
+    def label(self) -> str:
+        """Short form for tables: ``6.31 USD/h CoreWeave on-demand`` (``user`` for a user price)."""
+        who = "user" if self.price.pricing_model == "user" else f"{self.price.provider} {self.price.pricing_model}"
+        return f"{self.usd_per_hour:.4g} USD/h {who}" + (" (uncertain)" if self.price.uncertain else "")
+
 
 def _describe(profile_id: str, price: Price) -> str:
     if price.pricing_model == "user":

@@ -184,6 +184,7 @@ def recommend(
                         provenance=s.provenance,
                         score=score,
                         notes=_price_note(s.notes, price),
+                        price=price.label if price is not None else "no price (--price ID=USD/h ranks it by cost)",
                         stack=s.stack,
                         evidence=s.evidence,
                     )

@@ -131,6 +131,7 @@ class RecommendationRow(BaseModel):
     provenance: str  # measured | reference | projected | mixed
     score: float
     notes: str = ""
+    price: str = Field(default="", description="the price used per device-hour and where from, or why there is none")
 
 
 class Exclusion(BaseModel):
@@ -169,6 +170,7 @@ class Recommendation(BaseModel):
                     "provenance",
                     "score",
                     "notes",
+                    "price",
                 )
             }
             for name in (
