@@ -39,12 +39,20 @@ def test_ranked_table_on_fresh_clone(scenario: str) -> None:
     assert [r.rank for r in rec.rows] == list(range(1, len(rec.rows) + 1))
     scores = [r.score for r in rec.rows]
     assert scores == sorted(scores)
-    ids = {r.profile_id for r in rec.rows} | {e.profile_id for e in rec.excluded}
-    assert len(ids) == len(rec.rows) + len(rec.excluded)  # every profile accounted for once
+    keys = [(r.profile_id, r.stack) for r in rec.rows]
+    assert len(keys) == len(set(keys))  # one row per profile and stack
+    ranked = {r.profile_id for r in rec.rows}
+    left_out = [e.profile_id for e in rec.excluded if e.profile_id not in ranked]
+    assert len(left_out) == len(set(left_out))  # a profile without a row is excluded once, with its reason
     assert all(e.reason for e in rec.excluded)
     for r in rec.rows:
         assert r.provenance in ("measured", "reference", "projected", "mixed")
         assert r.devices >= 1
+        assert r.evidence  # every row names what it rests on
+        if r.stack.startswith("your stack"):
+            # the user's stack is shown beside the tuned one, both projected, each with its evidence
+            assert (r.profile_id, "tuned stack (MLPerf)") in keys and r.provenance == "projected"
+            assert "measured H200 cells" in r.evidence
     df = rec.to_frame()
     assert len(df) == len(rec.rows) and "provenance" in df.columns
     assert rec.to_csv().count("\n") == len(rec.rows) + 1
@@ -178,3 +186,21 @@ def test_measured_host_results_rank_as_measured(tmp_path):
     assert "p99" in row.predicted_p99_ms.method
     # every other profile is excluded for lack of measurements, with that reason
     assert all("measured" in e.reason for e in rec.excluded)
+
+
+def test_your_stack_row_beside_the_tuned_one_for_a_pytorch_user() -> None:
+    from harness.core.hardware import load_profiles
+
+    h200 = {"nvidia-h200-sxm": load_profiles()["nvidia-h200-sxm"]}
+    req = RecommendRequest(
+        model=ModelSpec(name="bert", size="standard"), scenario="offline", slo=SLO(p99_ms=50), load=Load(qps=2000)
+    )
+    rec = recommend(req, results_root=FRESH, profiles=h200)
+    by_stack = {r.stack: r for r in rec.rows}
+    tuned, mine = by_stack["tuned stack (MLPerf)"], by_stack["your stack (torch-eager-fp16)"]
+    # torch eager reaches less of the device than a tuned stack: lower capacity per device
+    cap, tcap = mine.per_device_capacity, tuned.per_device_capacity
+    assert cap.value is not None and tcap.value is not None and cap.ci_low is not None and cap.ci_high is not None
+    assert cap.value < tcap.value
+    assert cap.ci_low < cap.value < cap.ci_high
+    assert "operators" in mine.evidence and "projection assumptions" in tuned.evidence

@@ -136,8 +136,9 @@ def _calibrate(rounds: tuple[str, ...]) -> tuple[dict[tuple[str, str], Efficienc
         prior = _prior(profiles[off[0].profile_id], off[0].benchmark)
         out[(kind, cls)] = prior.model_copy(
             update={
-                "compute": prior.compute * gm,
-                "memory": prior.memory * gm,
+                # efficiencies stay at most 1: a projection never exceeds the datasheet peak
+                "compute": min(1.0, prior.compute * gm),
+                "memory": min(1.0, prior.memory * gm),
                 "origin": (
                     f"MLPerf Offline v{'/v'.join(rounds)} calibration, {kind} x {cls} "
                     f"({len(off)} results, {len({pt.profile_id for pt in off})} device(s))"
@@ -248,7 +249,7 @@ def calibrate_from_cells(
     b1 = [lat for b, _, lat in pts if b == min(p[0] for p in pts)]
     peak = profile.peak(dtype)
     if peak is not None:
-        eff = prior.model_copy(update={"compute": achieved / (peak * 1e12), "effective_tflops": None})
+        eff = prior.model_copy(update={"compute": min(1.0, achieved / (peak * 1e12)), "effective_tflops": None})
     else:
         eff = prior.model_copy(update={"effective_tflops": achieved / 1e12})
     compute_t = cost.flops(min(p[0] for p in pts)) / (achieved)

@@ -122,3 +122,16 @@ def measured_curve(cells: list[CellRecord], max_batch: int) -> MeasuredCurve | N
     bs = sorted(pts)
     curve = ServiceCurve.from_points(bs, [pts[b] for b in bs], max(max_batch, bs[-1]), "measured")
     return MeasuredCurve(curve, best[0], best[1], p99s)
+
+
+def row_evidence(
+    provenance: str, capacity_method: str, measured: list[CellRecord], assumptions: str, workload_source: str
+) -> str:
+    """What a recommendation row rests on: the runs' cell ids, the MLPerf row(s) with their links
+    (``capacity_method`` of a reference row), or the projection's assumptions."""
+    if provenance in ("measured", "mixed") and measured:
+        ids = sorted({c.cell_id for c in measured})
+        return f"runs: {len(ids)} measured cell(s): " + ", ".join(ids[:6]) + (" ..." if len(ids) > 6 else "")
+    if provenance == "reference":
+        return capacity_method
+    return f"projection assumptions: {assumptions}; workload counts: {workload_source}"

@@ -68,8 +68,8 @@ class Efficiency(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    compute: float = Field(gt=0, description="fraction of dense peak FLOP/s reached")
-    memory: float = Field(gt=0, description="fraction of peak memory bandwidth reached")
+    compute: float = Field(gt=0, le=1, description="fraction of dense peak FLOP/s reached (at most 1)")
+    memory: float = Field(gt=0, le=1, description="fraction of peak memory bandwidth reached (at most 1)")
     overhead_s: float = Field(ge=0, description="fixed cost per batch / step (launch, framework)")
     origin: str = Field(description="where the figures come from")
     ratio_low: float = Field(0.33, gt=0, description="lowest measured/predicted throughput ratio")
@@ -152,10 +152,10 @@ def _roofs(profile: HardwareProfile, dtype: str, eff: Efficiency, devices: int) 
     elif peak is None:
         raise ProjectionError(f"profile {profile.id!r} has no peak for dtype {dtype!r}")
     else:
-        flops_s = peak * 1e12 * eff.compute
+        flops_s = peak * 1e12 * min(1.0, eff.compute)  # never above the datasheet peak
     if profile.memory_bw_gbps is None:
         raise ProjectionError(f"profile {profile.id!r} has no memory_bw_gbps")
-    return flops_s * devices, profile.memory_bw_gbps * 1e9 * eff.memory * devices
+    return flops_s * devices, profile.memory_bw_gbps * 1e9 * min(1.0, eff.memory) * devices
 
 
 def usable_memory_bytes(profile: HardwareProfile, devices: int = 1) -> float:

@@ -85,6 +85,12 @@ class RecommendRequest(_Strict):
         default="fp16",
         description="requested precision; a profile without it falls back (fp16<->bf16, int8<->fp8, fp32<->tf32)",
     )
+    stack: str | None = Field(
+        default=None,
+        description="your software stack as <backend>-<mode>-<dtype> (e.g. torch-eager-fp16, torch-compile-fp16); "
+        "default: torch eager in the requested dtype. Projected GPU rows are given for it and for the tuned "
+        "(MLPerf-calibrated) stack",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RecommendRequest:
@@ -132,6 +138,8 @@ class RecommendationRow(BaseModel):
     score: float
     notes: str = ""
     price: str = Field(default="", description="the price used per device-hour and where from, or why there is none")
+    stack: str = Field(default="tuned stack (MLPerf)", description="the software stack the row is for")
+    evidence: str = Field(default="", description="runs, MLPerf rows or the projection's assumptions behind the row")
 
 
 class Exclusion(BaseModel):

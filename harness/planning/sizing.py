@@ -26,7 +26,7 @@ from harness.core.metrics import Metric
 from harness.core.records import CellRecord
 from harness.planning import projection as pj
 from harness.planning.calibration import efficiency_for
-from harness.planning.evidence import MeasuredCurve, measured_curve
+from harness.planning.evidence import MeasuredCurve, measured_curve, row_evidence
 from harness.planning.projection import Efficiency
 from harness.planning.reference import SERVER_BOUNDS_MS, reference_for
 from harness.planning.request import RecommendRequest
@@ -34,6 +34,7 @@ from harness.planning.simulate import ServiceCurve, max_qps_under_slo, simulate_
 from harness.planning.workload_cost import WorkloadCost
 
 SECONDS_PER_DAY = 86_400.0
+SIM_QUERIES, PROBE_QUERIES = 2000, 1200  # simulated queries: final p99 (20 beyond it), each peak-QPS probe
 #: a profile needing more devices than this is excluded (not a sensible deployment)
 MAX_DEVICES = 100_000
 
@@ -58,6 +59,8 @@ class Sized(BaseModel):
     provenance: str
     rate_unit: str
     notes: str = ""
+    evidence: str = ""
+    stack: str = "tuned stack (MLPerf)"
 
 
 def rate_of(req: RecommendRequest, cost: WorkloadCost) -> tuple[float, str]:
@@ -114,8 +117,11 @@ def size_profile(
         if curve is None and req.constraints.measured_only:
             raise Excluded("measured cells exist but none is an offline batch sweep")
     if req.scenario == "offline":
-        return _size_offline(req, cost, profile, rate, dtype, eff, curve, mlperf)
-    return _size_online(req, cost, profile, rate, dtype, eff, curve, mlperf)
+        sized = _size_offline(req, cost, profile, rate, dtype, eff, curve, mlperf)
+    else:
+        sized = _size_online(req, cost, profile, rate, dtype, eff, curve, mlperf)
+    ev = row_evidence(sized.provenance, sized.capacity.method, measured, eff.describe(), cost.source)
+    return sized.model_copy(update={"evidence": ev})
 
 
 def _size_offline(
@@ -227,7 +233,6 @@ def _size_online(
     sensor = req.scenario == "sensor-stream"
     slo = (req.slo.deadline_ms or req.slo.p99_ms) if sensor else req.slo.p99_ms
     assert slo is not None
-    arrival = "constant" if sensor else "poisson"
     if measured is None and mlperf is not None and not sensor:
         bound = SERVER_BOUNDS_MS.get(mlperf, {}).get("p99")
         ref = reference_for(profile.id, mlperf, "Server")
@@ -262,20 +267,40 @@ def _size_online(
         prov, ratio_low, ratio_high = "projected", eff.ratio_low, eff.ratio_high
         curve_note = f"service curve projected ({eff.describe()}); queueing simulated"
         low = ratio_low
+    return online_from_curve(req, rate, dtype, curve, low, ratio_low, ratio_high, prov, curve_note)
+
+
+def online_from_curve(
+    req: RecommendRequest,
+    rate: float,
+    dtype: str,
+    curve: ServiceCurve,
+    low: float,
+    ratio_low: float,
+    ratio_high: float,
+    prov: str,
+    curve_note: str,
+) -> Sized:
+    """Online / sensor-stream sizing on a service curve: simulated peak QPS per device under the SLO
+    at the conservative end (``curve / min(low, ratio_low)``), p99 with its range at that load."""
+    sensor = req.scenario == "sensor-stream"
+    slo = (req.slo.deadline_ms or req.slo.p99_ms) if sensor else req.slo.p99_ms
+    assert slo is not None
+    arrival = "constant" if sensor else "poisson"
     pess = curve.scaled(1.0 / min(low, ratio_low))
     if 2 * pess(1) > slo * 1e6 and pess(1) > slo * 1e6 * 0.9:
         raise Excluded(
             f"batch-1 service time {pess(1) / 1e6:.3g} ms (conservative end) leaves no room for the {slo:g} ms SLO"
         )
     policy = suggest_batcher(pess, slo)
-    peak = max_qps_under_slo(pess, slo, policy, arrival=arrival, n_queries=3000, max_probes=10, rel_tol=0.03)
+    peak = max_qps_under_slo(pess, slo, policy, arrival=arrival, n_queries=PROBE_QUERIES, max_probes=7, rel_tol=0.03)
     if peak.qps <= 0 or peak.summary is None:
         raise Excluded(f"no load meets p99 <= {slo:g} ms at the conservative end")
     devices = devices_for(rate, peak.qps)
     per = rate / devices
-    point = simulate_online(curve, per, policy, arrival=arrival, n_queries=3000)
-    cons = simulate_online(pess, per, policy, arrival=arrival, n_queries=3000)
-    opt = simulate_online(curve.scaled(1.0 / ratio_high), per, policy, arrival=arrival, n_queries=3000)
+    point = simulate_online(curve, per, policy, arrival=arrival, n_queries=SIM_QUERIES)
+    cons = simulate_online(pess, per, policy, arrival=arrival, n_queries=SIM_QUERIES)
+    opt = simulate_online(curve.scaled(1.0 / ratio_high), per, policy, arrival=arrival, n_queries=SIM_QUERIES)
     pe = "projected:roofline+simulation" if prov == "projected" else "estimated:measured-curve+simulation"
     p99 = Metric(
         value=point.p99_ms,
@@ -327,6 +352,7 @@ def _size_tokens(
                 delay_ms=None,
                 capacity=ref,
                 provenance="reference",
+                evidence=ref.method,
                 rate_unit="tokens/s",
                 ttft=Metric(
                     value=b["ttft_p99"],
@@ -367,6 +393,7 @@ def _size_tokens(
         provenance="projected",
         rate_unit="tokens/s",
         notes=f"{d.devices} device(s) per instance (tensor parallel)",
+        evidence=f"projection assumptions: {eff.describe()}; {tps.method}; workload: {cost.source}",
     )
 
 

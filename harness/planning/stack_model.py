@@ -160,6 +160,7 @@ def _mode(stack: str) -> str:
     return stack.rsplit("-", 1)[0]
 
 
+@lru_cache(maxsize=64)
 def _cost(model: str, size: str) -> WorkloadCost:
     return workload_cost(model, size)
 
@@ -209,6 +210,7 @@ class StackPrediction:
     throughput_per_s: float
     bound: str  # "dispatch" or "device"
     assumptions: str
+    efficiency_origin: str = "prior"
 
 
 def predict(
@@ -229,7 +231,7 @@ def predict(
         f"compute_eff {ce:.3g} ({ce_why}); memory_eff {MEMORY_EFF}; "
         f"activations on chip up to {profile.onchip_mb or 0:g} MB"
     )
-    return StackPrediction(t, batch / t, bound, why)
+    return StackPrediction(t, batch / t, bound, why, ce_why)
 
 
 @dataclass(frozen=True)
