@@ -20,6 +20,7 @@ from harness.cli.recommend import recommend_command
 from harness.cli.render import FORMAT_HELP, Frame, check_format, emit, print_table
 from harness.cli.run_tables import cell_frame, summary_frame
 from harness.cli.serve import serve_command
+from harness.cluster.executor import ClusterError, ClusterExecutor
 from harness.core import plugins
 from harness.core.hardware import HardwareProfile, apply_overrides, get_profile, load_profile
 from harness.core.records import CellRecord, CellSpec, RunRecord
@@ -54,6 +55,9 @@ def run(
     usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="override the host's price"),
     tdp_w: float | None = typer.Option(None, "--tdp-w", help="override the host's TDP (W)"),
     idle_w: float | None = typer.Option(None, "--idle-w", help="override the host's idle power (W)"),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="run the cells as Ray tasks on this cluster: ray://HOST:PORT, HOST:PORT or auto"
+    ),
 ) -> None:
     """Run a benchmark suite and print a summary table."""
     overrides = {
@@ -65,6 +69,8 @@ def run(
         err.print(f"[red]error:[/] {escape(str(exc.args[0] if isinstance(exc, KeyError) else exc))}")
         raise typer.Exit(2) from None
     console.print(f"host profile: [bold]{profile.id}[/] ({profile.vendor} {profile.model})")
+    # on a cluster each node records its own profile unless --profile names one (docs/cluster.md)
+    executor = ClusterExecutor(cluster, profile if profile_id else None, overrides) if cluster else None
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,8 +93,9 @@ def run(
                 profile=profile,
                 progress=progress,
                 only=(lambda c: only in c.cell_id) if only else None,
+                executor=executor,
             )
-        except SpecError as exc:
+        except (SpecError, ClusterError) as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         except RunSaveError as exc:

@@ -257,9 +257,13 @@ def run_suite(
     profile: HardwareProfile | None = None,
     progress: ProgressFn | None = None,
     only: Callable[[CellSpec], bool] | None = None,
+    executor: Callable[..., RunRecord] | None = None,
 ) -> RunRecord:
     """Load, validate, expand and run a suite file. Raises :class:`SpecError` for a bad suite
-    and when ``only`` keeps none of its cells (before anything runs or is written)."""
+    and when ``only`` keeps none of its cells (before anything runs or is written).
+
+    ``executor`` runs the cells in place of :func:`run_cells` (same keyword arguments), e.g. a
+    :class:`harness.cluster.executor.ClusterExecutor` that schedules them across a cluster."""
 
     suite, cells = load_suite(path)
     if only is not None:
@@ -269,6 +273,6 @@ def run_suite(
             raise SpecError(str(path), None, "--only", f"matches none of the {len(cells)} cells (ids like: {examples})")
         cells = kept
     _, data = read_yaml(path, "suite file")
-    return run_cells(
+    return (executor or run_cells)(
         cells, name=suite.name, root=root, suite=data, suite_path=Path(path), profile=profile, progress=progress
     )
