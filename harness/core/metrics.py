@@ -137,6 +137,16 @@ _DEFS = [
     MetricDef("peak_rss_bytes", "B", "lower", "peak resident memory of the worker process tree"),
     MetricDef("device_memory_bytes", "B", "lower", "peak device memory"),
     MetricDef("load_time_ms", "ms", "lower", "time to load the model into the backend"),
+    # accuracy cost of an optimisation variant against the fp32 eager reference on the same inputs
+    MetricDef("top1_agreement", "fraction", "higher", "samples whose argmax output equals the reference's"),
+    MetricDef("max_abs_err", "abs", "lower", "largest |output - reference| over every output element"),
+    MetricDef("mean_abs_err", "abs", "lower", "mean |output - reference| over every output element"),
+    MetricDef("max_rel_err", "fraction", "lower", "largest |output - reference| / max(|reference|, 1e-12)"),
+    MetricDef("kl_divergence", "nats", "lower", "mean KL(softmax(reference) || softmax(output)) over samples"),
+    MetricDef("token_agreement", "fraction", "higher", "greedy generated tokens equal to the reference's, by position"),
+    # speculative decoding
+    MetricDef("acceptance_rate", "fraction", "higher", "draft tokens accepted / draft tokens proposed"),
+    MetricDef("tokens_per_target_step", "tokens", "higher", "tokens emitted per target forward (verify step)"),
 ]
 
 METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}

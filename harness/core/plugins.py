@@ -12,7 +12,12 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-GROUPS = {"backend": "harness.backends", "scenario": "harness.scenarios", "meter": "harness.meters"}
+GROUPS = {
+    "backend": "harness.backends",
+    "scenario": "harness.scenarios",
+    "meter": "harness.meters",
+    "variant": "harness.variants",
+}
 
 
 class UnknownPlugin(LookupError):

@@ -57,6 +57,12 @@ class CellSpec(BaseModel):
     timeout_s: float = 300.0
     seed: int = 0
     parity: bool = True
+    #: optimisation variant (``harness.variants`` plugin: ``int8-dynamic``, ``pruned-50`` ...);
+    #: ``None`` = the backend as configured, with no variant applied (and no accuracy cost measured)
+    variant: str | None = None
+    #: lowest accuracy agreement (fraction, 0..1) the variant must reach against the fp32 eager
+    #: reference; a verdict on the measurement, so not part of the cell id
+    min_agreement: float | None = None
 
     @property
     def cell_id(self) -> str:
@@ -165,6 +171,8 @@ def _cell_id(cell: CellSpec, *, with_stop: bool) -> str:
     parts = [f"{_slug(name)}-{_slug(cell.size)}", _slug(cell.backend)]
     if cell.device != "cpu":
         parts[-1] += f"@{_slug(cell.device)}"
+    if cell.variant is not None:  # no variant: the id it always had
+        parts[-1] += f"+{_slug(cell.variant)}"
     opts = {k: v for k, v in cell.scenario_options.items() if k not in ("stop", "batch_size")}
     parts.append(_slug(cell.scenario))
     parts.append(f"bs{cell.scenario_options.get('batch_size', 1)}")
@@ -179,7 +187,7 @@ def _cell_id(cell: CellSpec, *, with_stop: bool) -> str:
 
 
 def cell_id(cell: CellSpec) -> str:
-    """Readable, stable id: ``model-size.backend.scenario.bsN`` plus a short hash of every other
+    """Readable, stable id: ``model-size.backend[@device][+variant].scenario.bsN`` plus a short hash of every other
     option that changes the measurement (model parameters, backend options, scenario options
     and the stop rule's non-default fields), so that the same spec always maps to the same id
     (used to match baselines) and cells that measure differently never share one."""

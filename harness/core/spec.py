@@ -87,12 +87,21 @@ class Defaults(_Strict):
     max_cells: int = Field(
         MAX_CELLS, gt=0, description="refuse a suite expanding to more cells than this (a sweep typed wrong)"
     )
+    min_agreement: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="variants whose agreement with the fp32 eager reference falls under this are marked invalid",
+    )
 
 
 class MatrixEntry(_Strict):
     models: list[ModelRef | str]
     backends: list[BackendRef | str]
     scenarios: list[ScenarioRef | str]
+    variants: list[str] | None = Field(
+        None, description="optimisation variants (harness.variants plugins); each expands to its own cells"
+    )
     timeout_s: float | None = Field(None, gt=0)
 
     @field_validator("backends", mode="before")
@@ -101,10 +110,10 @@ class MatrixEntry(_Strict):
         # YAML reads a bare ``null`` as None: it names the null backend here
         return ["null" if b is None else b for b in v] if isinstance(v, list) else v
 
-    @field_validator("models", "backends", "scenarios")
+    @field_validator("models", "backends", "scenarios", "variants")
     @classmethod
-    def _non_empty(cls, v: list[Any]) -> list[Any]:
-        if not v:
+    def _non_empty(cls, v: list[Any] | None) -> list[Any] | None:
+        if v is not None and not v:
             raise ValueError("must list at least one entry")
         return v
 
@@ -233,7 +242,14 @@ def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) 
                     e = exc.errors()[0]
                     eloc = loc + ("options",) + tuple(e["loc"])
                     raise SpecError(fname, line_of(node, eloc), fmt_loc(eloc), _pyd_msg(e, scls.Options)) from None
-        for m, b, s in product(models, backends, scenarios):
+        known_variants = plugins.names("variant") if entry.variants else []
+        for vi, v in enumerate(entry.variants or []):
+            if v not in known_variants:
+                loc = ("matrix", mi, "variants", vi)
+                msg = f"unknown variant {v!r}; registered variants: {', '.join(known_variants) or '(none)'}"
+                raise SpecError(fname, line_of(node, loc), fmt_loc(loc), msg)
+        variants: list[str | None] = list(entry.variants) if entry.variants else [None]
+        for m, b, s, variant in product(models, backends, scenarios, variants):
             for opts in _sweep(s):
                 merged = {**opts, "stop": {**d.stop, **opts.get("stop", {})}}
                 cell = CellSpec(
@@ -248,6 +264,8 @@ def expand(suite: Suite, fname: str = "<suite>", node: yaml.Node | None = None) 
                     timeout_s=entry.timeout_s or d.timeout_s,
                     seed=d.seed,
                     parity=d.parity,
+                    variant=variant,
+                    min_agreement=d.min_agreement if variant is not None else None,
                 )
                 cid = cell_id(cell)
                 if cid not in seen:

@@ -29,6 +29,7 @@ from harness.measure.meters.select import default_meters
 from harness.measure.parity import check
 from harness.measure.procs import die_with_parent
 from harness.measure.scenarios.base import CellContext
+from harness.measure.variants import apply as variants
 from harness.store.results import write_table
 from workloads.registry import get_workload
 
@@ -179,15 +180,20 @@ def execute_cell(
     try:
         workload = make_workload(spec)
         winfo = workload_info(workload)
+        variant = variants.setup(spec, workload)  # a pass-through for a cell without a variant
+        if variant.skip_reason is not None:
+            return record("skipped", error=variant.skip_reason)
         try:
-            loaded = load_backend(spec, workload)
+            loaded = load_backend(variant.spec, variant.workload)
         except BackendUnavailable as exc:
             return record("skipped", error=str(exc))
-        backend = loaded.backend
+        backend = variant.wrap(loaded.backend)
         load_ns = loaded.load_time_ns
         if wrap_backend is not None:
             backend = wrap_backend(backend)
-        if spec.parity:
+        if variant.active:  # accuracy cost against the fp32 eager reference
+            parity = variant.measure(backend)
+        elif spec.parity:
             parity = check(backend, workload, spec.backend_options.get("dtype", "fp32"))
         scls = plugins.load("scenario", spec.scenario)
         scenario = scls(scls.parse_options(spec.scenario_options))
@@ -206,7 +212,9 @@ def execute_cell(
         metrics = dict(result.metrics)
         metrics.update(attach_energy_and_cost(metrics, readings, profile, basis))
         metrics["load_time_ms"] = Metric(value=load_ns / 1e6, unit="ms")
-        validity = dict(result.validity)
+        variant_extra = variant.finish(backend)
+        metrics.update(variant.metrics)
+        validity = {**result.validity, **variant.validity}
         if parity is not None and parity.checked:
             validity["outputs_matched"] = bool(parity.passed)
         return record(
@@ -219,7 +227,7 @@ def execute_cell(
             valid=all(validity.values()),
             warmup=result.warmup,
             readings=readings,
-            extra=result.extra,
+            extra={**result.extra, **variant_extra},
         )
     except Exception as exc:  # one cell's failure never ends the suite
         tb = traceback.format_exc(limit=8)
