@@ -34,7 +34,7 @@ from harness.planning.simulate import ServiceCurve, max_qps_under_slo, simulate_
 from harness.planning.workload_cost import WorkloadCost
 
 SECONDS_PER_DAY = 86_400.0
-SIM_QUERIES, PROBE_QUERIES = 2000, 1200  # simulated queries: final p99 (20 beyond it), each peak-QPS probe
+SIM_QUERIES, PROBE_QUERIES = 1200, 1000  # simulated queries: final p99 (12 beyond it), each peak-QPS probe
 #: a profile needing more devices than this is excluded (not a sensible deployment)
 MAX_DEVICES = 100_000
 
@@ -293,7 +293,7 @@ def online_from_curve(
             f"batch-1 service time {pess(1) / 1e6:.3g} ms (conservative end) leaves no room for the {slo:g} ms SLO"
         )
     policy = suggest_batcher(pess, slo)
-    peak = max_qps_under_slo(pess, slo, policy, arrival=arrival, n_queries=PROBE_QUERIES, max_probes=7, rel_tol=0.03)
+    peak = max_qps_under_slo(pess, slo, policy, arrival=arrival, n_queries=PROBE_QUERIES, max_probes=6, rel_tol=0.03)
     if peak.qps <= 0 or peak.summary is None:
         raise Excluded(f"no load meets p99 <= {slo:g} ms at the conservative end")
     devices = devices_for(rate, peak.qps)
