@@ -124,8 +124,8 @@ def test_compare_page_shows_charts_and_provenance_for_chosen_cells(store: Path) 
     assert not at.exception
     text = _texts(at)
     assert "No open-loop" not in text and "No closed-loop" not in text
-    qps = next(df for df in _frames(at) if "offered_qps" in df)
-    assert sorted(qps["offered_qps"]) == [100.0, 400.0]
+    qps = next(df for df in _frames(at) if "offered_qps (queries/s)" in df)
+    assert sorted(qps["offered_qps (queries/s)"]) == [100.0, 400.0]
     validity = next(df for df in _frames(at) if "failed_checks" in df)
     assert "generator_kept_up" in validity.columns and len(validity) == 3
 
@@ -174,7 +174,9 @@ def test_regressions_page_shows_history_and_gate_verdicts(store: Path) -> None:
     assert not at.exception
     at.selectbox(key="reg-metric").set_value("throughput").run()
     thr = _frames(at)[0]
-    assert not thr["value"].equals(hist["value"])
+    assert "value (samples/s)" in thr and "value (ms)" in hist  # the unit is in the header
+    assert not thr["value (samples/s)"].equals(hist["value (ms)"])
+    assert at.query_params["metric"] == "throughput"  # the selection is in the URL
 
     at.text_input(key="reg-rules").set_value("p99_latency:-5%").run()  # wrong direction
     assert not at.exception and any("gate rules" in e.value for e in at.error)
@@ -267,7 +269,7 @@ def test_ingest_zip_extracts_raw_files_and_refuses_unsafe_archives(store: Path, 
 # ------------------------------------------------------------------------------ bad stores
 
 
-@pytest.mark.parametrize("page", [None, "compare", "recommend", "regressions", "upload"])
+@pytest.mark.parametrize("page", [None, "compare", "diff", "recommend", "regressions", "upload"])
 def test_a_corrupt_run_is_reported_and_the_rest_still_works(store: Path, tmp_path: Path, page: str | None) -> None:
     target = tmp_path / "results"
     shutil.copytree(store, target)
@@ -276,11 +278,11 @@ def test_a_corrupt_run_is_reported_and_the_rest_still_works(store: Path, tmp_pat
     at = _app(target, page)
     assert any("could not be read" in ex.label for ex in at.expander)
     assert any("corrupt" in w.value and "cells" in w.value for w in at.warning)
-    if page in (None, "compare", "regressions"):
+    if page in (None, "compare", "diff", "regressions"):
         assert _frames(at), "the readable runs are still shown"
 
 
-@pytest.mark.parametrize("page", [None, "compare", "recommend", "regressions", "upload"])
+@pytest.mark.parametrize("page", [None, "compare", "diff", "recommend", "regressions", "upload"])
 def test_an_empty_store_says_how_to_produce_results(tmp_path: Path, page: str | None) -> None:
     at = _app(tmp_path / "nothing-here", page)
     if page in ("recommend", "upload"):  # these work without runs

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.app.identity import cell_hardware, cell_name, is_accelerated, run_accelerators, run_hardware_label
+from harness.core.metrics import Metric, metric_def
 from harness.core.records import CellRecord, RunRecord
 from harness.store.results import cells_frame
 
@@ -56,6 +58,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     "cell_id",
     "status",
     "valid",
+    "accelerator",
     "model",
     "size",
     "backend",
@@ -71,9 +74,21 @@ CELL_COLUMNS: tuple[str, ...] = (
     "power_w__prov",
     "usd_per_1m_inferences",
     "usd_per_1m_inferences__prov",
+    "device_memory_used_bytes",
+    "device_memory_allocator_peak_bytes",
     "hardware",
     "error",
 )
+#: columns the runs page and the cell picker filter on
+FILTER_COLUMNS: tuple[str, ...] = ("accelerator", "model", "backend", "scenario", "hardware")
+#: the value of the ``accelerator`` column for a cell that ran on the CPU
+NO_ACCELERATOR = "none (CPU)"
+#: units of columns that are not registry metrics
+EXTRA_UNITS: dict[str, str] = {
+    "device_memory_used_bytes": "B",
+    "device_memory_allocator_peak_bytes": "B",
+    "batch_size": "samples",
+}
 
 
 # ----------------------------------------------------------------------------- store
@@ -149,7 +164,8 @@ def format_number(v: object, digits: int = 4) -> str:
 
 
 def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per run: when, suite, status, cells (ok / all), host and commit."""
+    """One row per run: when, suite, status, cells (ok / all), what it ran on (``hardware``:
+    the accelerators, else the CPU model; ``accelerators``; ``cpu``), profile and commit."""
     rows = []
     for r in runs:
         env = r.environment
@@ -161,7 +177,9 @@ def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
                 "status": r.status,
                 "cells_ok": sum(c.status == "ok" for c in r.cells),
                 "cells": len(r.cells),
-                "hardware": env.get("cpu_model"),
+                "hardware": run_hardware_label(r),
+                "accelerators": ", ".join(run_accelerators(r)) or NO_ACCELERATOR,
+                "cpu": env.get("cpu_model"),
                 "profile_id": env.get("profile_id"),
                 "commit": ((env.get("project_git") or {}).get("commit") or "")[:12] or None,
                 "models": ", ".join(sorted({c.spec.model for c in r.cells})),
@@ -176,6 +194,8 @@ def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
         "cells_ok",
         "cells",
         "hardware",
+        "accelerators",
+        "cpu",
         "profile_id",
         "commit",
         "models",
@@ -185,16 +205,66 @@ def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def all_cells(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """:func:`harness.store.results.cells_frame` plus ``key``, ``date`` and a display ``label``."""
+    """:func:`harness.store.results.cells_frame` plus ``key``, a short display ``label``
+    (:func:`harness.app.identity.cell_name`), ``date``, ``accelerator`` (its name, or
+    :data:`NO_ACCELERATOR`), ``hardware`` (the accelerator, else the CPU model) and device
+    memory split by source (:func:`device_memory_metrics`)."""
     df = cells_frame(list(runs))
     if df.empty:
         return pd.DataFrame(
-            columns=["key", "label", "run_id", "cell_id", "model", "backend", "scenario", "hardware", "date", "status"]
+            columns=[
+                "key",
+                "label",
+                "run_id",
+                "cell_id",
+                "model",
+                "backend",
+                "scenario",
+                "accelerator",
+                "hardware",
+                "date",
+                "status",
+            ]
         )
+    by_run = {r.run_id: r for r in runs}
+    recs = [(by_run[r], by_run[r].cell(c)) for r, c in zip(df["run_id"], df["cell_id"])]
     df.insert(0, "key", [cell_key(r, c) for r, c in zip(df["run_id"], df["cell_id"])])
-    df.insert(1, "label", [f"{c} · {r}" for r, c in zip(df["run_id"], df["cell_id"])])
+    df.insert(1, "label", [cell_name(r, c) for r, c in recs])
+    df["accelerator"] = [cell_hardware(r, c) if is_accelerated(c) else NO_ACCELERATOR for r, c in recs]
+    df["hardware"] = [cell_hardware(r, c) for r, c in recs]
+    for name in ("device_memory_used_bytes", "device_memory_allocator_peak_bytes"):
+        df[name] = [getattr(device_memory_metrics(c).get(name), "value", None) for _, c in recs]
     df["date"] = pd.to_datetime(df["created_utc"], utc=True, errors="coerce").dt.date
     return df
+
+
+def device_memory_metrics(cell: CellRecord) -> dict[str, Metric]:
+    """Device memory of a cell, one figure per source, never summed: ``device_memory_used_bytes``
+    = peak of NVML's device-wide "used" (every process on the device), and
+    ``device_memory_allocator_peak_bytes`` = the framework allocator's peak (this process's
+    tensors). Read from the cell's readings; a record without them keeps its
+    ``device_memory_bytes`` metric under its own provenance (bytes)."""
+    out: dict[str, Metric] = {}
+    for r in cell.readings:
+        if r.quantity != "device_memory_peak":
+            continue
+        kind = "device_memory_used_bytes" if "nvml" in (r.provenance or "") else "device_memory_allocator_peak_bytes"
+        prev = out.get(kind)
+        if prev is None or prev.value is None or r.value > prev.value:
+            out[kind] = Metric(value=float(r.value), unit="B", provenance=r.provenance, method=r.note)
+    if not out and "device_memory_bytes" in cell.metrics:
+        out["device_memory_bytes"] = cell.metrics["device_memory_bytes"]
+    return out
+
+
+def unit_of(name: str) -> str:
+    """Unit of a metric or column name ("" when it has none)."""
+    return EXTRA_UNITS.get(name) or metric_def(name).unit
+
+
+def with_units(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every column that has a unit renamed ``"name (unit)"`` (for display)."""
+    return df.rename(columns={c: f"{c} ({unit_of(c)})" for c in df.columns if isinstance(c, str) and unit_of(c)})
 
 
 def default_selection(cells: pd.DataFrame, limit: int = 4) -> list[str]:
@@ -211,9 +281,9 @@ def default_selection(cells: pd.DataFrame, limit: int = 4) -> list[str]:
 
 
 def filter_options(cells: pd.DataFrame) -> dict[str, list[Any]]:
-    """Distinct values of each filterable column (model, backend, scenario, hardware)."""
+    """Distinct values of each filterable column (:data:`FILTER_COLUMNS`)."""
     out: dict[str, list[Any]] = {}
-    for col in ("model", "backend", "scenario", "hardware"):
+    for col in FILTER_COLUMNS:
         out[col] = sorted({v for v in cells.get(col, pd.Series(dtype=object)).dropna()}, key=str)
     return out
 
@@ -225,12 +295,22 @@ def filter_cells(
     backend: Sequence[str] = (),
     scenario: Sequence[str] = (),
     hardware: Sequence[str] = (),
+    accelerator: Sequence[str] = (),
+    run_id: Sequence[str] = (),
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> pd.DataFrame:
     """Rows of ``cells`` matching every non-empty filter (an empty list means "any")."""
     mask = pd.Series(True, index=cells.index)
-    for col, allowed in (("model", model), ("backend", backend), ("scenario", scenario), ("hardware", hardware)):
+    chosen = {
+        "model": model,
+        "backend": backend,
+        "scenario": scenario,
+        "hardware": hardware,
+        "accelerator": accelerator,
+        "run_id": run_id,
+    }
+    for col, allowed in chosen.items():
         if allowed:
             mask &= cells[col].isin(list(allowed))
     if date_from is not None:

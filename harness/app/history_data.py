@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.gate import GateError, compare_runs, gate_metric, load_run_ref, parse_rules
+from harness.app.data import format_number
+from harness.app.identity import cell_hardware
 from harness.core.metrics import metric_def
 from harness.core.records import RunRecord
 
@@ -24,7 +26,8 @@ def cell_history_ids(runs: Sequence[RunRecord]) -> list[str]:
 
 def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.DataFrame:
     """``metric`` of ``cell_id`` in every run that has it, oldest first, with the run's
-    commit (``environment.project_git.commit``), CI and provenance."""
+    commit (``environment.project_git.commit``), what the cell ran on (``hardware``), CI and
+    provenance."""
     rows = []
     for r in runs:
         c = next((c for c in r.cells if c.cell_id == cell_id), None)
@@ -40,6 +43,7 @@ def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.D
                 "commit": (git.get("commit") or "")[:12] or None,
                 "dirty": git.get("dirty"),
                 "status": c.status,
+                "hardware": cell_hardware(r, c),
                 "value": None if m is None else m.value,
                 "ci_low": None if m is None else m.ci_low,
                 "ci_high": None if m is None else m.ci_high,
@@ -56,6 +60,7 @@ def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.D
             "commit",
             "dirty",
             "status",
+            "hardware",
             "value",
             "ci_low",
             "ci_high",
@@ -64,6 +69,47 @@ def metric_history(runs: Sequence[RunRecord], cell_id: str, metric: str) -> pd.D
         ],
     )
     return df.sort_values("created_utc", kind="stable").reset_index(drop=True)
+
+
+def cell_hardware_names(runs: Sequence[RunRecord]) -> dict[str, str]:
+    """Cell id -> what it ran on in the runs that have it (accelerator names, else the CPU
+    model; several joined with ``/``)."""
+    seen: dict[str, set[str]] = {}
+    for r in runs:
+        for c in r.cells:
+            seen.setdefault(c.cell_id, set()).add(cell_hardware(r, c))
+    return {k: " / ".join(sorted(v)) for k, v in seen.items()}
+
+
+def history_display(hist: pd.DataFrame) -> pd.DataFrame:
+    """:func:`metric_history` for display: value and CI as text with the unit in the header
+    (text columns are never cut at the left, as a narrow numeric column can be)."""
+    unit = next((str(u) for u in hist["unit"].dropna() if u), "")
+    suffix = f" ({unit})" if unit else ""
+    return pd.DataFrame(
+        {
+            "run_id": hist["run_id"],
+            "created_utc": hist["created_utc"],
+            "commit": hist["commit"],
+            "dirty": hist["dirty"],
+            "status": hist["status"],
+            "hardware": hist["hardware"],
+            f"value{suffix}": [format_number(v, 6) for v in hist["value"]],
+            f"CI{suffix}": [
+                "" if lo is None or pd.isna(lo) else f"[{format_number(lo, 6)}, {format_number(hi, 6)}]"
+                for lo, hi in zip(hist["ci_low"], hist["ci_high"])
+            ],
+            "provenance": hist["provenance"],
+        }
+    )
+
+
+def verdicts_display(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`gate_history` for display: the change in per cent as text (``+3.1 %``)."""
+    out = verdicts.copy()
+    out["change_pct"] = ["" if v is None or pd.isna(v) else f"{v:+.2f} %" for v in out["change_pct"]]
+    out["p_adjusted"] = ["" if v is None or pd.isna(v) else f"{v:.3g}" for v in out["p_adjusted"]]
+    return out.rename(columns={"change_pct": "change", "ci": "CI of change"})
 
 
 def default_metric(names: Sequence[str]) -> int:

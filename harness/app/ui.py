@@ -1,12 +1,18 @@
 """Streamlit pieces shared by the pages: the results root, the cached store, the message for
-unreadable runs, the provenance legend and the empty state with its demo-run button."""
+unreadable runs, the provenance legend, the empty state with its demo-run button, the page
+icon (drawn here: nothing is fetched from the internet) and the selection kept in the URL
+(``st.query_params``: a page seeds its widgets from the URL once per session and writes the
+selection back after every change, so a URL reopens the same view)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from harness.app import data
 from harness.core.records import CellRecord, CellSpec, RunRecord
@@ -94,3 +100,42 @@ def require_runs() -> tuple[list[RunRecord], list[str]] | None:
         empty_state(results_root(), key=f"demo-{st.session_state.get('page', 'page')}")
         return None
     return runs, errors
+
+
+def page_icon() -> Image.Image:
+    """A 32 x 32 RGBA bar-chart icon for the browser tab, drawn in memory and served by the app
+    itself (a named or emoji icon would be fetched from a font or image server)."""
+    img = np.zeros((32, 32, 4), dtype=np.uint8)
+    for x0, h in ((4, 12), (13, 20), (22, 28)):
+        img[32 - h : 30, x0 : x0 + 7] = (255, 75, 75, 255)
+    img[30:32, 2:30] = (60, 60, 60, 255)
+    return Image.fromarray(img, "RGBA")
+
+
+def url_values(param: str, allowed: Sequence[str] | None = None) -> list[str]:
+    """The comma-separated values of URL parameter ``param`` (those in ``allowed`` when given)."""
+    raw = st.query_params.get(param, "")
+    vals = [v for v in str(raw).split(",") if v]
+    return vals if allowed is None else [v for v in vals if v in set(allowed)]
+
+
+def seed(widget_key: str, value: object) -> None:
+    """Give widget ``widget_key`` its value from the URL, once per session (later changes come
+    from the widget)."""
+    done = st.session_state.setdefault("_seeded_from_url", set())
+    if widget_key not in done:
+        done.add(widget_key)
+        if value not in (None, "", [], ()):
+            st.session_state[widget_key] = value
+
+
+def set_url(**params: object) -> None:
+    """Write the selection into the URL: lists comma-separated; empty values removed."""
+    for k, v in params.items():
+        if v in (None, "", [], ()):
+            if k in st.query_params:
+                del st.query_params[k]
+            continue
+        text = ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+        if st.query_params.get(k) != text:
+            st.query_params[k] = text

@@ -18,14 +18,18 @@ st.caption(
 runs, errors = ui.load_store()
 ui.show_store_errors(errors)
 models = recommend_data.model_choices(runs)
+# the model, size and scenario can come from the URL (?model=bert&size=standard&scenario=online)
+ui.seed("rec-model", next(iter(ui.url_values("model", models)), "tabular_mlp"))
+ui.seed("rec-size", next(iter(ui.url_values("size", ["tiny", "standard", "mlperf"])), None))
+ui.seed("rec-scenario", next(iter(ui.url_values("scenario", list(SCENARIOS))), "online"))
 with st.form("recommend-form"):
     c1, c2, c3 = st.columns(3)
     form: dict[str, Any] = {
-        "model": c1.selectbox("model", models, index=models.index("tabular_mlp"), key="rec-model"),
+        "model": c1.selectbox("model", models, key="rec-model"),
         "size": c2.selectbox("size", ["tiny", "standard", "mlperf"], key="rec-size"),
-        "scenario": c3.selectbox("scenario", SCENARIOS, index=SCENARIOS.index("online"), key="rec-scenario"),
+        "scenario": c3.selectbox("scenario", SCENARIOS, key="rec-scenario"),
     }
-    st.markdown("**SLO** (leave 0 for none)")
+    st.markdown("**SLO** (leave 0 for none; the load below must be above 0)")
     s1, s2, s3, s4 = st.columns(4)
     form["p99_ms"] = s1.number_input("p99 latency (ms)", min_value=0.0, value=10.0, key="rec-p99")
     form["ttft_ms"] = s2.number_input("TTFT (ms)", min_value=0.0, value=0.0, key="rec-ttft")
@@ -34,7 +38,7 @@ with st.form("recommend-form"):
     st.markdown("**Load**")
     l1, l2 = st.columns(2)
     form["load_kind"] = l1.selectbox("load given as", ["qps", "items_per_day", "tokens_per_s"], key="rec-load-kind")
-    form["load_value"] = l2.number_input("load", min_value=0.0, value=1000.0, key="rec-load")
+    form["load_value"] = l2.number_input("load (in the unit chosen left)", min_value=0.0, value=1000.0, key="rec-load")
     st.markdown("**Constraints and objective**")
     k1, k2, k3, k4 = st.columns(4)
     form["max_usd_per_month"] = k1.number_input("max $/month (0 = none)", min_value=0.0, value=0.0, key="rec-usd")
@@ -53,6 +57,7 @@ with st.form("recommend-form"):
     submitted = st.form_submit_button("Recommend", type="primary")
 
 if submitted:
+    ui.set_url(model=form["model"], size=form["size"], scenario=form["scenario"])
     try:
         req = recommend_data.build_request(form)
         st.session_state["rec-result"] = recommend(req, results_root=ui.results_root() if use_store else None)
@@ -67,14 +72,29 @@ rec = st.session_state.get("rec-result")
 if rec is not None:
     st.subheader(f"Ranked: {len(rec.rows)} profile(s)")
     if rec.rows:
-        st.dataframe(recommend_data.ranked_table(rec), hide_index=True, width="stretch")
+        st.dataframe(
+            recommend_data.ranked_table(rec, runs),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "evidence link": st.column_config.LinkColumn(
+                    "evidence link",
+                    display_text="measured cells ↗",
+                    help="the compare page with the cells behind the row",
+                )
+            },
+        )
     else:
         st.warning("No profile meets the SLO and constraints; see the exclusions below.")
     st.caption(rec.enforced_end)
+    summary = recommend_data.evidence_summary(rec, runs)
+    if summary:
+        st.markdown("**Measured evidence in the results store** (profile: cells, hardware they ran on)")
+        st.text("\n".join(summary))
     st.caption(
         "provenance: measured = cells in the results store; reference = MLPerf Inference results; "
         "projected = roofline + serving simulation; mixed = more than one. $/month and kW are estimated "
-        "from list prices and TDP."
+        "from list prices and TDP. evidence: what each row rests on; the link opens the measured cells behind it."
     )
     pf = recommend_data.pareto_frame(rec)
     if not pf.empty:

@@ -12,12 +12,16 @@ loaded = ui.require_runs()
 if loaded is not None:
     runs, _ = loaded
     ids = history_data.cell_history_ids(runs)
+    hw = history_data.cell_hardware_names(runs)
     c1, c2 = st.columns([2, 1])
-    cell_id = c1.selectbox("cell", ids, key="reg-cell")
+    ui.seed("reg-cell", next(iter(ui.url_values("cell", ids)), None))
+    cell_id = c1.selectbox("cell", ids, format_func=lambda c: f"{c} · {hw.get(c, '')}", key="reg-cell")
     names = history_data.history_metrics(runs, cell_id)
-    metric = (
-        c2.selectbox("metric", names, index=history_data.default_metric(names), key="reg-metric") if names else None
-    )
+    ui.seed("reg-metric", next(iter(ui.url_values("metric", names)), None))
+    if names and st.session_state.get("reg-metric") not in names:
+        st.session_state["reg-metric"] = names[history_data.default_metric(names)]
+    metric = c2.selectbox("metric", names, key="reg-metric") if names else None
+    ui.set_url(cell=cell_id, metric=metric)
     hist = history_data.metric_history(runs, cell_id, metric) if metric else None
     if metric is None or hist is None or hist["value"].notna().sum() == 0:
         st.info("This cell has no value for that metric in any run.")
@@ -43,12 +47,12 @@ if loaded is not None:
         shown = history_data.verdict_per_run(verdicts, metric) if verdicts is not None else None
         st.altair_chart(charts.history_chart(hist, metric, shown, x_axis), width="stretch")
         st.caption(
-            f"{len(hist)} run(s) with cell `{cell_id}`; colour = gate verdict against the run before "
+            f"{len(hist)} run(s) with cell `{cell_id}` on {hw.get(cell_id, 'unknown hardware')}; colour = gate verdict against the run before "
             f"(the rule on this metric where there is one, else the worst of the rules)."
         )
-        st.dataframe(hist.drop(columns=["time"]), hide_index=True, width="stretch")
+        st.dataframe(history_data.history_display(hist), hide_index=True, width="stretch")
         if verdicts is not None:
             st.subheader("Gate verdicts")
-            st.dataframe(verdicts, hide_index=True, width="stretch")
+            st.dataframe(history_data.verdicts_display(verdicts), hide_index=True, width="stretch")
         elif len(hist) < 2:
             st.caption("One run only: the gate needs a baseline run with the same cell.")

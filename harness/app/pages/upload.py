@@ -1,10 +1,13 @@
 """Upload page: run.json files (or zips of run directories), validated against the schema,
 saved into the results store."""
 
+import zipfile
+
 import streamlit as st
 
-from harness.app import ui
-from harness.store.ingest import ingest_upload
+from harness.app import data, ui
+from harness.app.upload_check import precheck_upload
+from harness.store.ingest import UploadResult, ingest_upload
 
 st.session_state["page"] = "upload"
 st.title("Upload results")
@@ -18,7 +21,15 @@ files = st.file_uploader("run files", type=["json", "zip"], accept_multiple_file
 done = st.session_state.setdefault("upload-done", {})
 for f in files or []:
     if f.file_id not in done:  # the uploader keeps its files across reruns: ingest each once
-        done[f.file_id] = ingest_upload(f.name, f.getvalue(), root)
+        blob = f.getvalue()
+        problem = precheck_upload(f.name, blob)
+        if problem is not None:
+            done[f.file_id] = UploadResult(f.name, False, problem)
+        else:
+            try:
+                done[f.file_id] = ingest_upload(f.name, blob, root)
+            except (RecursionError, zipfile.BadZipFile) as exc:
+                done[f.file_id] = UploadResult(f.name, False, f"{f.name}: cannot be read ({type(exc).__name__})")
     res = done[f.file_id]
     if res.ok:
         st.success(f"{f.name}: {res.message}")
@@ -26,4 +37,9 @@ for f in files or []:
         st.error(f"{f.name} was not saved: {res.message}")
 runs, errors = ui.load_store()
 ui.show_store_errors(errors)
-st.caption(f"{len(runs)} run(s) in the store.")
+st.subheader(f"{len(runs)} run(s) in the store")
+if runs:
+    table = data.runs_table(runs)
+    st.dataframe(
+        table[["run_id", "created_utc", "suite", "status", "hardware", "cells"]], hide_index=True, width="stretch"
+    )
