@@ -205,3 +205,23 @@ def test_future_schema_is_refused_by_the_library_too() -> None:
         load_run(BAD / "run_future_schema")
     data = json.loads((BAD / "run_future_schema" / "run.json").read_text())
     assert data["schema_version"] == 99
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--usd-per-hour", "nan"], "usd_per_device_hour: Input should be greater than 0 (got nan)"),
+        (["--tdp-w", "-3"], "tdp_w: Input should be greater than 0 (got -3.0)"),
+    ],
+)
+def test_bad_profile_override_is_one_line(args: list[str], needle: str, results: Path, write_suite: object) -> None:
+    suite = write_suite(OK_SUITE)  # type: ignore[operator]
+    _one_error_line(*_invoke("run", str(suite), *args, "-o", str(results)), needle)
+
+
+def test_profiles_show_an_unknown_id_is_bad_input() -> None:
+    _one_error_line(*_invoke("profiles", "show", "nosuch"), "unknown hardware profile 'nosuch'")
+
+
+def test_a_directory_given_as_the_suite(results: Path) -> None:
+    _one_error_line(*_invoke("run", str(BAD), "-o", str(results)), "cannot read suite file")

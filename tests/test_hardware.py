@@ -158,7 +158,7 @@ def test_cli_list_show_validate(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "nvidia-h100-sxm" in res.output and "google-tpu-v4" in res.output
     res = runner.invoke(profiles_app, ["show", "google-tpu-v4"])
     assert res.exit_code == 0 and "idle_w: 90" in res.output
-    assert runner.invoke(profiles_app, ["show", "nope"]).exit_code == 1
+    assert runner.invoke(profiles_app, ["show", "nope"]).exit_code == 2  # bad input
     res = runner.invoke(profiles_app, ["validate"])
     assert res.exit_code == 0 and str(default_profiles_dir()) in res.output.replace("\n", "")
     bad = tmp_path / "bad.yaml"

@@ -113,10 +113,12 @@ def show(
     """Every field of one profile, as YAML."""
     profiles = load_profiles(directory)
     if profile_id not in profiles:
-        Console(stderr=True).print(
-            f"[red]unknown hardware profile {profile_id!r}; known: {', '.join(sorted(profiles))}[/red]"
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/] unknown hardware profile {profile_id!r}; known: {', '.join(sorted(profiles))}",
+            markup=True,
+            highlight=False,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # bad input (docs/architecture.md, exit codes)
     data = profiles[profile_id].model_dump(exclude_none=True, exclude_defaults=False)
     Console().print(yaml.safe_dump(data, sort_keys=False, width=100), markup=False, highlight=False)
 

@@ -305,7 +305,11 @@ def apply_overrides(
     try:
         return HardwareProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"invalid overrides for profile {profile.id!r}: {exc}") from None
+        e = exc.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"])
+        raise ProfileError(
+            f"invalid overrides for profile {profile.id!r}: {loc}: {e['msg']} (got {e.get('input')!r})"
+        ) from None
 
 
 def load_overrides(path: str | Path) -> Overrides:

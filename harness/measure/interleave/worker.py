@@ -23,6 +23,7 @@ from harness.core.records import CellSpec
 from harness.core.stop import StopRule
 from harness.measure.inject import SlowdownBackend
 from harness.measure.interleave.options import POOL, InterleaveOptions, closed_loop_plan
+from harness.measure.procs import die_with_parent
 from harness.measure.scenarios.base import closed_loop
 from harness.measure.worker import BackendUnavailable, close_backend, load_backend, make_workload, workload_info
 
@@ -106,6 +107,7 @@ def variant_worker(conn: Any, spec_json: str, pythonpath: Sequence[str], fractio
     :class:`Failed`), then a :class:`BlockTimes` per :class:`MeasureBlock` until
     :class:`StopWorker`, answered by :class:`Done`. ``conn`` is the worker's end of a
     ``multiprocessing`` pipe; ``fraction`` an injected slowdown (0: none)."""
+    die_with_parent(None)  # killed by the kernel if the coordinator dies, whatever kills it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     for p in reversed(list(pythonpath)):
         sys.path.insert(0, p)
