@@ -188,3 +188,17 @@ def test_chat_endpoint_and_prompts_file(server, tmp_path, monkeypatch):
         assert be.describe()["stream"]["usage_completion_tokens"] == 5
     finally:
         be.close()
+
+
+def test_serve_command_defaults_to_this_host_and_checks_options():
+    from typer.testing import CliRunner
+
+    from harness.cli.main import _mount_optional, app
+
+    _mount_optional()
+    r = CliRunner().invoke(app, ["serve", "--help"])
+    assert r.exit_code == 0 and "127.0.0.1" in r.output
+    r = CliRunner().invoke(app, ["serve", "gpt2", "--options", "[1, 2]"])
+    assert r.exit_code == 2 and "JSON object" in r.output
+    r = CliRunner().invoke(app, ["serve", "gpt2", "--api-key-env", "H6_UNSET_VARIABLE_FOR_TEST"])
+    assert r.exit_code == 2 and "H6_UNSET_VARIABLE_FOR_TEST" in r.output

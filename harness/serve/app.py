@@ -2,7 +2,9 @@
 
 KServe v2 / Triton: ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/{name}``
 (metadata), ``POST /v2/models/{name}[/versions/{v}]/infer`` (JSON or the binary tensor
-extension; outputs in binary when the request asks for it).
+extension; outputs in binary when the request asks for it). A decoder's batches run in a worker
+thread (its token streams keep flowing meanwhile); other models' batches run on the event loop,
+one at a time (the model runs one batch at a time in any case).
 
 OpenAI-compatible (decoders): ``POST /v1/completions`` and ``POST /v1/chat/completions``, with
 ``stream: true`` as server-sent events, one event per generated token, and with
@@ -71,13 +73,12 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
 
     app = FastAPI(title=f"harness serve: {model.name}", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next: Any) -> Response:
-        if api_key is not None and not request.url.path.startswith("/v2/health"):
-            if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {api_key}"):
-                return JSONResponse({"error": "missing or wrong Authorization header"}, status_code=401)
-        response: Response = await call_next(request)
-        return response
+    expected = f"Bearer {api_key}" if api_key is not None else None
+
+    def authorize(request: Request) -> None:
+        """401 unless the request carries the API key (when one is set)."""
+        if expected is not None and not hmac.compare_digest(request.headers.get("authorization", ""), expected):
+            raise HTTPException(401, "missing or wrong Authorization header")
 
     @app.get("/v2/health/live")
     def live() -> dict[str, bool]:
@@ -88,7 +89,8 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
         return {"ready": True}
 
     @app.get("/v2/models/{name}")
-    def metadata(name: str) -> dict[str, Any]:
+    def metadata(name: str, request: Request) -> dict[str, Any]:
+        authorize(request)
         _check_name(name)
         return {"name": model.name, "platform": model.backend_name, "inputs": model.input_names(), **model.describe()}
 
@@ -97,6 +99,7 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
             raise HTTPException(404, f"unknown model {name!r}; this server serves {model.name!r}")
 
     async def _infer(name: str, request: Request) -> Response:
+        authorize(request)
         _check_name(name)
         body = await request.body()
         hl = request.headers.get(v2codec.HEADER_LEN)
@@ -104,7 +107,9 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
             head, tensors = v2codec.decode(body, int(hl) if hl is not None else None, "inputs")
         except (ValueError, json.JSONDecodeError) as exc:
             raise HTTPException(400, str(exc)) from None
-        outs = await run_in_threadpool(model.infer, dict(tensors))
+        # a decoder's streams must keep flowing while a batch runs: off the event loop; any other
+        # model runs one batch at a time anyway, so inline (a thread hop per request saved)
+        outs = await run_in_threadpool(model.infer, dict(tensors)) if model.decoder else model.infer(dict(tensors))
         binary = bool((head.get("parameters") or {}).get("binary_data_output")) or any(
             (o.get("parameters") or {}).get("binary_data") for o in head.get("outputs") or []
         )
@@ -121,6 +126,7 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
 
     async def _complete(request: Request, chat: bool) -> Response:
         received = now_ns()
+        authorize(request)
         try:
             req = await request.json()
         except json.JSONDecodeError:
@@ -194,7 +200,8 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
         return await _complete(request, chat=True)
 
     @app.get("/harness/requests")
-    def requests() -> list[dict[str, Any]]:
+    def requests(request: Request) -> list[dict[str, Any]]:
+        authorize(request)
         return model.requests()
 
     return app
