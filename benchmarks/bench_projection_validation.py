@@ -29,7 +29,9 @@ def main() -> int:
         f"calibration v{', v'.join(CALIBRATION_ROUNDS)}; scored v{', v'.join(VALIDATION_ROUNDS)}; "
         f"reference device {REFERENCE_DEVICE}; {len(r)} rows scored; left out by rule: {left}"
     )
-    print(f"tuned-stack fusion factor (calibrated): resnet50 {act_scale('resnet50')}, bert-99 {act_scale('bert-99')}\n")
+    print(
+        f"tuned-stack balance (calibrated): fusion factor resnet50 {act_scale('resnet50')}, bert-99 {act_scale('bert-99')}; decode compute efficiency llama2-70b {act_scale('llama2-70b')}\n"
+    )
     print(
         "| benchmark | n | projected median | projected worst | peak-ratio median | peak-ratio worst "
         "| bandwidth-ratio median | bandwidth-ratio worst | target (median/worst) | verdict |"

@@ -68,15 +68,17 @@ def _profiles() -> dict[str, HardwareProfile]:
 
 #: candidate fusion factors of the tuned stack (share of counted activation traffic that is real)
 ACT_SCALE_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+#: candidate decode compute efficiencies of the tuned stack (memory efficiency fixed)
+DECODE_EFF_GRID: tuple[float, ...] = (0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
 
 
 @lru_cache(maxsize=8)
 def act_scale(family: str) -> float:
-    """Tuned-stack fusion factor for ``family``, fitted on the calibration rounds: the grid value
-    whose cost-model device ratios (device / reference device, medians per round) have the least
-    squared log error. Decoders: 1 (no activation term)."""
-    if mlperf_cost(family).is_decoder:
-        return 1.0
+    """The tuned stack's calibrated balance knob for ``family``: the fusion factor (share of the
+    counted activation traffic that is real) for vision/encoder benchmarks, the decode compute
+    efficiency for decoders. Fitted on the calibration rounds: the grid value whose cost-model
+    device ratios (device / reference device, medians per round) have the least squared log error."""
+    grid = DECODE_EFF_GRID if mlperf_cost(family).is_decoder else ACT_SCALE_GRID
     df = usable_rows()
     df = df[(df["family"] == family) & df["round"].isin(CALIBRATION_ROUNDS) & (df["scenario"] == "Offline")]
     obs = []
@@ -85,8 +87,8 @@ def act_scale(family: str) -> float:
         if pid == REFERENCE_DEVICE or a is None or a[1] != rnd:
             continue
         obs.append((str(pid), float(g["per_accelerator"].median()) / a[0]))
-    best, best_err = 1.0, math.inf
-    for s in ACT_SCALE_GRID:
+    best, best_err = 1.0 if grid is ACT_SCALE_GRID else TUNED_COMPUTE_EFF, math.inf
+    for s in grid:
         ref = model_rate(REFERENCE_DEVICE, family, s)
         errs = [math.log(m / (model_rate(p, family, s) / ref)) ** 2 for p, m in obs]
         errs = [e for e in errs if math.isfinite(e)]
@@ -109,7 +111,7 @@ def model_rate(profile_id: str, family: str, scale: float | None = None) -> floa
                 cost,
                 p,
                 d,
-                TUNED_COMPUTE_EFF,
+                act_scale(family) if scale is None else scale,
                 TUNED_MEMORY_EFF,
                 tpot_max_s=LLAMA_TPOT_S,
                 prefill_tokens=LLAMA_PROMPT_TOKENS,
