@@ -20,6 +20,7 @@ from harness.cli.recommend import recommend_command
 from harness.cli.render import FORMAT_HELP, Frame, check_format, emit, print_table
 from harness.cli.run_tables import cell_frame, summary_frame
 from harness.cli.serve import serve_command
+from harness.cli.variants_view import front_frame
 from harness.cluster.executor import ClusterError, ClusterExecutor
 from harness.core import plugins
 from harness.core.hardware import HardwareProfile, apply_overrides, get_profile, load_profile
@@ -151,8 +152,10 @@ def show(
     results: Path = typer.Option(DEFAULT_ROOT, "--results", "-o"),
     cell: str | None = typer.Option(None, "--cell", help="print every metric of this cell"),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    front: bool = typer.Option(False, "--front", help="only the speed-accuracy front of the run's variant cells"),
 ) -> None:
-    """Show a run's summary table (or one cell's metrics) as a table, CSV, JSON or Markdown."""
+    """Show a run's summary table (or one cell's metrics) as a table, CSV, JSON or Markdown; a run
+    with variant cells also shows its speed-accuracy front (table and Markdown)."""
     if (bad := check_format(fmt)) is not None:
         err.print(f"[red]error:[/] {escape(bad)}")
         raise typer.Exit(2)
@@ -161,6 +164,13 @@ def show(
     except ResultsError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    variants = front_frame(record)
+    if front:
+        if variants is None:
+            err.print(f"[red]error:[/] run {escape(record.run_id)} has no variant cells (no speed-accuracy front)")
+            raise typer.Exit(2)
+        emit(variants, fmt, console)
+        return
     if cell is None:
         frame = summary_frame(record)
         env = record.environment
@@ -169,6 +179,8 @@ def show(
             f"python {env.get('python')} · status {record.status}"
         )
         emit(frame, fmt, console)
+        if variants is not None and fmt in ("table", "markdown"):  # csv/json: one table, use --front
+            emit(variants, fmt, console)
         return
     try:
         c = record.cell(cell)
