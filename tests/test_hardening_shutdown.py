@@ -206,3 +206,23 @@ def test_files_honour_the_umask(tmp_path: Path, mask: int) -> None:
     want = 0o666 & ~mask
     assert stat.S_IMODE(path.stat().st_mode) == want
     assert stat.S_IMODE((tmp_path / "r1" / "raw" / "c.parquet").stat().st_mode) == want
+
+
+def test_run_exits_1_when_a_cell_failed_and_0_when_all_ran(tmp_path: Path, write_suite: Any) -> None:
+    head = "name: codes\ndefaults: {parity: false, stop: {min_duration_s: 0.05, min_queries: 10, warmup_s: 0}}\n"
+    entry = "matrix:\n  - models: [tabular_mlp]\n    backends: [{backends}]\n    scenarios: [offline]\n"
+    codes = {}
+    for label, backends in (("ok", "null"), ("failing", "null, 'fake_backends:RaiseBackend'")):
+        suite = write_suite(head + entry.replace("{backends}", backends), name=f"{label}.yaml")
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "run", str(suite), "-o", str(tmp_path / label)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert "Traceback" not in proc.stdout + proc.stderr
+        codes[label] = proc.returncode
+        statuses = [c.status for c in load_run(next((tmp_path / label).iterdir())).cells]
+        assert statuses == (["ok"] if label == "ok" else ["ok", "failed"])
+    assert codes == {"ok": 0, "failing": 1}
