@@ -77,3 +77,27 @@ def test_scoring_rules_and_baselines() -> None:
     assert (abs(own["peak"] - own["bandwidth"]) <= 1e-9 * own["peak"]).all()
     for col in ("err_projected", "err_peak", "err_bandwidth"):
         assert (r[col] >= 1.0).all() and r[col].map(math.isfinite).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pid=st.sampled_from(GPUS),
+    ce=st.floats(0.01, 1.0),
+    me=st.floats(0.01, 1.0),
+    batch=st.integers(1, 256),
+)
+def test_roofline_projection_never_above_peak(pid: str, ce: float, me: float, batch: int) -> None:
+    from pydantic import ValidationError
+
+    from harness.planning.projection import Efficiency, project_offline
+
+    p = PROFILES[pid]
+    cost = workload_cost("bert", "standard")
+    eff = Efficiency(compute=ce, memory=me, overhead_s=0.0, origin="test")
+    try:
+        proj = project_offline(cost, p, "fp16", eff, batch=min(batch, 64))
+    except ValueError:
+        return  # does not fit: nothing projected
+    assert proj.throughput_per_s * cost.flops_per_sample <= cm.peak_flops(p, "fp16") * (1 + 1e-9)
+    with pytest.raises(ValidationError):
+        Efficiency(compute=1.5, memory=me, overhead_s=0.0, origin="above peak")
