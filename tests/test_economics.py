@@ -107,3 +107,22 @@ def test_user_price_labelled() -> None:
     p = apply_overrides(profile(None), usd_per_hour=1.0)
     assert ec.price_of(p)[1] == "estimated:user-price"
     assert math.isclose(ec.cell_economics(10.0, None, None, p)["usd_per_1m_inferences"].value, 1e6 / 36000)
+
+
+def test_device_memory_sources_are_kept_apart() -> None:
+    """The allocator's peak (this process) and NVML's device-wide 'used' are different
+    quantities: each gets its own metric, the headline is the allocator's, nothing is added."""
+    from harness.core.metrics import Reading
+    from harness.measure.cell_economics import attach_energy_and_cost
+
+    def reading(value: float, prov: str) -> Reading:
+        return Reading(quantity="device_memory_peak", value=value, unit="B", provenance=prov, scope="cuda:0")
+
+    out = attach_energy_and_cost(
+        {}, [reading(2e9, "measured:torch-cuda-allocator"), reading(9e9, "measured:nvml-memory")], None
+    )
+    assert out["device_memory_allocator_peak_bytes"].value == 2e9
+    assert out["device_memory_used_bytes"].value == 9e9
+    assert out["device_memory_bytes"].value == 2e9
+    only_nvml = attach_energy_and_cost({}, [reading(9e9, "measured:nvml-memory")], None)
+    assert only_nvml["device_memory_bytes"].value == 9e9 and "whole device" not in only_nvml["device_memory_bytes"].unit

@@ -135,7 +135,14 @@ _DEFS = [
     MetricDef("usd_per_1m_inferences", "USD", "lower", "price_per_hour / (throughput * 3600) * 1e6"),
     MetricDef("usd_per_1m_tokens", "USD", "lower", "price_per_hour / (tokens/s * 3600) * 1e6"),
     MetricDef("peak_rss_bytes", "B", "lower", "peak resident memory of the worker process tree"),
-    MetricDef("device_memory_bytes", "B", "lower", "peak device memory"),
+    MetricDef(
+        "device_memory_bytes",
+        "B",
+        "lower",
+        "peak device memory: the framework allocator's peak where known, else NVML's device-wide used",
+    ),
+    MetricDef("device_memory_allocator_peak_bytes", "B", "lower", "peak of the framework allocator (this process)"),
+    MetricDef("device_memory_used_bytes", "B", "lower", "peak NVML used memory (whole device, all processes)"),
     MetricDef("load_time_ms", "ms", "lower", "time to load the model into the backend"),
     # accuracy cost of an optimisation variant against the fp32 eager reference on the same inputs
     MetricDef("top1_agreement", "fraction", "higher", "samples whose argmax output equals the reference's"),

@@ -46,9 +46,16 @@ def attach_energy_and_cost(
         if r.quantity == "memory_peak":
             out["peak_rss_bytes"] = Metric(value=r.value, unit="B", provenance=r.provenance, method=r.scope)
         elif r.quantity == "device_memory_peak":
-            prev = out.get("device_memory_bytes")
-            total = r.value + (prev.value or 0.0 if prev else 0.0)
-            out["device_memory_bytes"] = Metric(value=total, unit="B", provenance=r.provenance, method=r.note)
+            # two different quantities, never added: the allocator's peak (this process's tensors)
+            # and NVML's device-wide "used" (every process, the framework's reserve included)
+            name = "device_memory_used_bytes" if "nvml" in r.provenance else "device_memory_allocator_peak_bytes"
+            prev = out.get(name)
+            total = r.value + (prev.value or 0.0 if prev else 0.0)  # several devices of one cell: summed
+            out[name] = Metric(value=total, unit="B", provenance=r.provenance, method=r.note)
+    # the headline figure: the allocator's peak where known (what the model needed), else NVML's
+    headline = out.get("device_memory_allocator_peak_bytes") or out.get("device_memory_used_bytes")
+    if headline is not None:
+        out["device_memory_bytes"] = headline
     thr = metrics["throughput"].value if "throughput" in metrics else None
     tok = metrics["output_tokens_per_s"].value if "output_tokens_per_s" in metrics else None
     if (profile is None and basis is None) or (thr is None and tok is None):
