@@ -57,6 +57,8 @@ def recommendation_frames(rec: Recommendation, title: str, top: int) -> list[Fra
             Column("usd_per_1m", "$/1M"),
             Column("price", "price used", str),
             Column("provenance", "provenance", str),
+            Column("stack", "stack", str),
+            Column("evidence", "evidence", str),
         ],
         key_columns=2,
     )
@@ -78,6 +80,8 @@ def recommendation_frames(rec: Recommendation, title: str, top: int) -> list[Fra
                 "usd_per_1m": _v(r.usd_per_1m),
                 "price": r.price,
                 "provenance": r.provenance,
+                "stack": r.stack,
+                "evidence": r.evidence,
             },
             _PROV_STYLE.get(r.provenance),
         )

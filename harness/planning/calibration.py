@@ -31,6 +31,7 @@ from harness.planning.projection import (
     project_offline,
     workload_class,
 )
+from harness.planning.ranges import ratio_range
 from harness.planning.reference import (
     BENCHMARK_CLASS,
     BENCHMARK_DTYPE,
@@ -155,17 +156,16 @@ def _calibrate(rounds: tuple[str, ...]) -> tuple[dict[tuple[str, str], Efficienc
         srv = [pt.ratio for pt in g if pt.scenario == "Server"]
         sf = float(np.exp(np.mean(np.log(srv)))) if srv else 1.0
         factors[key] = sf
-        lo, hi = (min(off_ratios), max(off_ratios)) if off_ratios else (1 / 3, 3.0)
-        out[key] = eff.model_copy(update={"ratio_low": min(lo, 1.0), "ratio_high": max(hi, 1.0)})
+        rr = ratio_range(off_ratios, "calibration")  # quantiles, widened for small n, never zero width
+        out[key] = eff.model_copy(update={"ratio_low": rr.low, "ratio_high": rr.high})
     return out, factors
 
 
 def mlperf_calibration(rounds: tuple[str, ...] = CALIBRATION_ROUNDS) -> dict[tuple[str, str], Efficiency]:
     """Efficiency per (device kind, workload class) fitted on MLPerf Offline results of
     ``rounds``: compute and memory efficiency = prior x geometric mean of measured / predicted
-    (both roofs scale, so an effective efficiency above 1 means the stack moves fewer bytes or
-    FLOPs than counted, e.g. fused layers keep activations on chip); the ratio
-    range is the min..max of measured / re-predicted over those results (widened to include 1)."""
+    (both roofs scale; capped at 1, never above peak); the ratio range is
+    :func:`harness.planning.ranges.ratio_range` of measured / re-predicted over those results."""
     return _calibrate(tuple(rounds))[0]
 
 

@@ -179,6 +179,8 @@ class Recommendation(BaseModel):
                     "score",
                     "notes",
                     "price",
+                    "stack",
+                    "evidence",
                 )
             }
             for name in (
