@@ -61,7 +61,8 @@ matrix:
       - name: token-stream
         options: {{mode: closed, concurrency: 1, engine: naive, prompt_len: [4, 8], output_len: {OUT_LEN}}}
   - models: [gpt2]
-    backends: [{{name: kserve-v2, options: {{url: "{url}", binary: true, auth_env: H6_TEST_TOKEN, auth_scheme: Bearer}}}},
+    backends: [{{name: kserve-v2, options: {{url: "{url}", binary: true, client: httpx, auth_env: H6_TEST_TOKEN,
+                                             auth_scheme: Bearer}}}},
                {{name: kserve-v2, options: {{url: "{url}", auth_file: "{tmp_path}/token"}}}}]
     scenarios: [single-stream]
 """,
@@ -153,6 +154,13 @@ def test_errors_counted_by_status(server, monkeypatch):
     assert list(dead.generate(np.arange(4), 2)) == []
     assert dead.describe()["errors_by_status"] == {"connect_error": 1}
     dead.close()
+    for client in ("lean", "httpx"):
+        kdead = KServeV2Backend(url="http://127.0.0.1:9", timeout_s=2, client=client)
+        kdead.load(w)
+        with pytest.raises(RuntimeError, match="connect_error"):
+            kdead.infer(kdead.prepare(w.make_inputs(1)))
+        assert kdead.describe()["errors_by_status"] == {"connect_error": 1}
+        kdead.close()
 
 
 def test_secret_source_must_hold_a_value(monkeypatch, tmp_path):

@@ -8,6 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: idle keep-alive connections are held this long (uvicorn's default, 5 s, closes pooled client
+#: connections between the cells of a suite, and a request racing that close fails)
+KEEP_ALIVE_S = 300
+
 
 def serve(
     model: str,
@@ -30,7 +34,14 @@ def serve(
     from harness.serve.model import ServedModel
 
     served = ServedModel(model, backend, size, device, backend_options, max_num_seqs=max_num_seqs, log_path=log_path)
-    uvicorn.run(build_app(served, api_key), host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        build_app(served, api_key),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,7 +66,12 @@ class ServerThread:
 
         self.host, self.port = host, port or free_port(host)
         config = uvicorn.Config(
-            build_app(served, api_key), host=host, port=self.port, log_level="warning", access_log=False
+            build_app(served, api_key),
+            host=host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(config)
         self._thread: Any = None

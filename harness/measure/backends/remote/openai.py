@@ -246,7 +246,10 @@ class OpenAIBackend(Backend):
             except httpx.HTTPError as exc:
                 key = transport_key(exc)
                 self.errors.add(key)
-                raise RemoteError(key, f"POST {self.path}: {key} (errors so far: {self.errors.snapshot()})") from None
+                raise RemoteError(
+                    key,
+                    f"POST {self.path}: {key} ({type(exc).__name__}: {exc}; errors so far: {self.errors.snapshot()})",
+                ) from None
             check_status(resp, self.errors, f"POST {self.path}")
             out.append(resp.json())
         return out
