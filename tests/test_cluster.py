@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,10 @@ matrix:
     backends: ["null"]
     scenarios:
       - {name: offline, sweep: {batch_size: [1, 2, 4, 8]}}
+  # no node of the test cluster has a GPU: recorded skipped at once, saying what it needs
+  - models: [tabular_mlp]
+    backends: [{name: "null", device: cuda}]
+    scenarios: [offline]
 """
 
 NODE = {"num_cpus": 1, "resources": {CPU_DEVICE_RESOURCE: 1}, "node_ip_address": "127.0.0.1"}
@@ -128,6 +133,8 @@ def test_suite_across_two_nodes_survives_a_worker_killed_mid_cell(cluster: tuple
             assert info["node_id"] in (head_id, worker.node_id)
             assert len(load_raw(run, c.cell_id, results)) >= 32  # its raw rows came back from the node
             assert c.metrics["throughput"].value > 0
+        elif c.spec.device != "cpu":
+            assert c.status == "skipped" and "no live cluster node offers GPU=1" in (c.error or ""), c
         else:
             assert c.status in ("crashed", "failed") and c.error, c
     assert nodes_used == {head_id, worker.node_id}, "cells ran on both nodes"
@@ -152,3 +159,21 @@ def test_suite_across_two_nodes_survives_a_worker_killed_mid_cell(cluster: tuple
     assert shown.exit_code == 0, shown.output
     assert all(c.cell_id in shown.output for c in run.cells)
     assert len(all_cells([run])) == len(run.cells) and len(runs_table([run])) == 1
+
+
+def test_unreachable_or_malformed_address_is_a_clear_error_before_anything_is_written(
+    tmp_path: Path, write_suite: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+
+    suite = write_suite(SUITE)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, why in ((f"127.0.0.1:{port}", "nothing answers at 127.0.0.1"), ("head-node", "is not one of")):
+        res = CliRunner().invoke(app, ["run", str(suite), "--results", str(tmp_path / "r"), "--cluster", address])
+        assert res.exit_code == 2, res.output
+        assert why in " ".join(res.output.split())
+    assert not any((tmp_path / "r").glob("*/run.json"))

@@ -14,8 +14,9 @@ Contract (:class:`ClusterExecutor`, called like :func:`harness.measure.runner.ru
   every cell measured so far.
 * A task lost with its node or Ray worker (not a cell's own failure, which is a record like any
   other) is submitted again, ``retries`` times (default once); Ray places it on a live eligible
-  node. Past that, or when no live node can run it any more, the cell is recorded ``crashed``
-  with each lost attempt's reason.
+  node. Past that, or when no live node can run it any more (checked every ``poll_s`` while
+  nothing finishes), the cell is cancelled and recorded ``crashed`` with the reason and each
+  lost attempt's.
 * The run's ``environment`` is the driver's, plus ``cluster``: the address, the Ray version, the
   profile the run was named to (or None: each node used its own) and ``nodes``: per Ray node
   id, its IP and resources and the environment that node recorded (manifest, host profile,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,22 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise ClusterError(f"Ray is not installed ({exc}); pip install 'inference-harness[cluster]'") from None
     return ray
+
+
+def address_problem(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why ``address`` cannot be a Ray cluster (not ``ray://HOST:PORT``, ``HOST:PORT`` or
+    ``auto``; nothing accepts a TCP connection there within ``timeout_s`` seconds), or None.
+    Checked before connecting: Ray itself retries an unreachable address for minutes."""
+    if address == "auto":
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return f"address {address!r} is not one of ray://HOST:PORT, HOST:PORT, auto"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or exc}); is the head node started (ray start --head)?"
+    return None
 
 
 def cell_task(spec_json: str, profile_json: str | None, overrides: Mapping[str, float] | None) -> dict[str, Any]:
@@ -139,6 +157,8 @@ class ClusterExecutor:
         """Connect to the cluster unless this process already is; True when connected here."""
         if ray.is_initialized():
             return False
+        if (problem := address_problem(self.address)) is not None:
+            raise ClusterError(f"cannot use the Ray cluster at {self.address!r}: {problem}")
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as exc:  # ConnectionError, a ray:// address without the client, ...
@@ -268,15 +288,14 @@ class ClusterExecutor:
             if why is not None:
                 del flights[ref]
                 _cancel(ray, {ref: fl})
-                status: CellStatus = "crashed" if fl.lost else "skipped"
-                finish(fl.spec, _record(fl.spec, status, why + "".join(f"; lost: {x}" for x in fl.lost), fl))
+                # its node went away before it finished: a failure of the run, not a skip
+                finish(fl.spec, _record(fl.spec, "crashed", why + "".join(f"; lost: {x}" for x in fl.lost), fl))
 
 
 def _record(spec: CellSpec, status: CellStatus, error: str, fl: _Flight | None = None) -> CellRecord:
     """A cell that produced no measurement, with why (and its lost attempts)."""
-    extra: dict[str, Any] = {}
-    if fl is not None:
-        extra["cluster"] = {"attempts": len(fl.lost), "lost_attempts": list(fl.lost)}
+    lost = list(fl.lost) if fl is not None else []
+    extra = {"cluster": {"attempts": len(lost), "lost_attempts": lost}}
     return CellRecord(cell_id=spec.cell_id, spec=spec, status=status, error=error, extra=extra)
 
 
