@@ -30,6 +30,9 @@ def _profile(peak: float = 100.0, bw: float = 1000.0, mem: float = 16.0) -> Hard
         peak_tflops={"fp16": peak, "fp32": peak / 4},
         memory_gb=mem,
         memory_bw_gbps=bw,
+        interconnect="NVLink-like test link",
+        interconnect_gbps=450.0,
+        interconnect_latency_us=5.0,
     )
 
 

@@ -101,3 +101,17 @@ def test_roofline_projection_never_above_peak(pid: str, ce: float, me: float, ba
     assert proj.throughput_per_s * cost.flops_per_sample <= cm.peak_flops(p, "fp16") * (1 + 1e-9)
     with pytest.raises(ValidationError):
         Efficiency(compute=1.5, memory=me, overhead_s=0.0, origin="above peak")
+
+
+def test_decoder_projection_pays_for_tensor_parallel_links() -> None:
+    from harness.planning.projection import ProjectionError, default_efficiency, project_decoder
+
+    llama = mlperf_cost("llama2-70b")
+    eff = default_efficiency("gpu", "fp8")
+    h100 = PROFILES["nvidia-h100-sxm"]
+    fast = project_decoder(llama, h100, "fp8", eff, devices=2, batch=64)
+    slow_link = h100.model_copy(update={"interconnect_gbps": 1.0, "interconnect_latency_us": 100.0})
+    slow = project_decoder(llama, slow_link, "fp8", eff, devices=2, batch=64)
+    assert slow.tpot_s > fast.tpot_s
+    with pytest.raises(ProjectionError, match="interconnect"):
+        project_decoder(llama, h100.model_copy(update={"interconnect_gbps": None}), "fp16", eff)

@@ -9,7 +9,9 @@ Model (units: seconds, FLOPs, bytes; peaks from the profile in TFLOPS/TOPS and G
 its footprint fits the device memory (``memory_gb``); :func:`max_batch` is the largest that fits.
 Decoders are split into prefill (TTFT) and per-token decode (TPOT); a decoder instance may span
 ``devices`` devices (tensor parallel: peak, bandwidth and memory add up, the per-device share
-of throughput is divided by ``devices``).
+of throughput is divided by ``devices``; each decode step pays the all-reduces over the profile's
+interconnect, :func:`harness.planning.cost_model.comm_s`; no group without an interconnect or
+wider than a node).
 
 Efficiencies (:class:`Efficiency`) say how much of the datasheet peak a real stack reaches.
 They come from, in order of preference:
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.hardware import HardwareProfile
 from harness.core.metrics import Metric
+from harness.planning.cost_model import MAX_GROUP, comm_s
 from harness.planning.workload_cost import WorkloadCost, largest_fitting_batch
 
 PROVENANCE = "projected:roofline"
@@ -323,6 +326,8 @@ def project_decoder(
     widths = [devices] if devices else [d for d in (1, 2, 4, 8, 16) if d <= max_devices]
     best: DecoderProjection | None = None
     for k in widths:
+        if k > 1 and (profile.interconnect_gbps is None or k > MAX_GROUP):
+            continue  # no tensor-parallel group without an interconnect, none wider than a node
         bmax = max_batch(cost, profile, dtype, k)
         if bmax < 1:
             continue
@@ -330,7 +335,7 @@ def project_decoder(
         for b in cands:
             if b > bmax:
                 continue
-            tpot = decode_step_s(cost, profile, b, dtype, eff, k)
+            tpot = decode_step_s(cost, profile, b, dtype, eff, k) + comm_s(cost, profile, b, dtype, k)
             if tpot_slo_s is not None and tpot > tpot_slo_s:
                 continue
             tps = b / tpot / k
@@ -341,10 +346,13 @@ def project_decoder(
         need = cost.memory_bytes(1, dtype) / 1e9
         raise ProjectionError(
             f"{cost.name} in {dtype} ({need:.3g} GB at batch 1) does not fit {max_devices} x "
-            f"{profile.id!r}" + (f" with TPOT <= {tpot_slo_s * 1e3:g} ms" if tpot_slo_s else "")
+            f"{profile.id!r}"
+            + (f" with TPOT <= {tpot_slo_s * 1e3:g} ms" if tpot_slo_s else "")
+            + ("" if profile.interconnect_gbps else " (no interconnect_gbps in the profile: one device per instance)")
         )
+    link = f" over {profile.interconnect} (all-reduce cost included)" if best.devices > 1 else ""
     what = (
-        f"roofline decode, batch {best.batch}, {dtype}, {best.devices} device(s) per instance; "
+        f"roofline decode, batch {best.batch}, {dtype}, {best.devices} device(s) per instance{link}; "
         "TTFT = prefill + one step, admission queueing not modelled"
     )
     metrics = {
