@@ -30,7 +30,8 @@ def main() -> int:
         f"reference device {REFERENCE_DEVICE}; {len(r)} rows scored; left out by rule: {left}"
     )
     print(
-        f"tuned-stack balance (calibrated): fusion factor resnet50 {act_scale('resnet50')}, bert-99 {act_scale('bert-99')}; decode compute efficiency llama2-70b {act_scale('llama2-70b')}\n"
+        f"tuned-stack balance (calibrated): fusion factor resnet50 {act_scale('resnet50')}, "
+        f"bert-99 {act_scale('bert-99')}; decode compute efficiency llama2-70b {act_scale('llama2-70b')}\n"
     )
     print(
         "| benchmark | n | projected median | projected worst | peak-ratio median | peak-ratio worst "

@@ -93,14 +93,14 @@ def test_roofline_projection_never_above_peak(pid: str, ce: float, me: float, ba
 
     p = PROFILES[pid]
     cost = workload_cost("bert", "standard")
-    eff = Efficiency(compute=ce, memory=me, overhead_s=0.0, origin="test")
+    eff = Efficiency(compute=ce, memory=me, overhead_s=0.0, origin="test", ratio_low=0.5, ratio_high=2.0)
     try:
         proj = project_offline(cost, p, "fp16", eff, batch=min(batch, 64))
     except ValueError:
         return  # does not fit: nothing projected
     assert proj.throughput_per_s * cost.flops_per_sample <= cm.peak_flops(p, "fp16") * (1 + 1e-9)
     with pytest.raises(ValidationError):
-        Efficiency(compute=1.5, memory=me, overhead_s=0.0, origin="above peak")
+        Efficiency(compute=1.5, memory=me, overhead_s=0.0, origin="above peak", ratio_low=0.5, ratio_high=2.0)
 
 
 def test_decoder_projection_pays_for_tensor_parallel_links() -> None:
