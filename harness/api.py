@@ -61,8 +61,14 @@ def compare(
     :class:`~harness.core.records.RunRecord` (raw files read from ``results_root/<run_id>``)
     or a :class:`~harness.analysis.gate.LoadedRun`. ``rules`` are gate rules such as
     ``"latency_p99:+5%"`` (default: the gate's default rules); ``alpha`` is the family-wise
-    error rate of the Holm-corrected tests. The report's ``exit_code`` is 0 (pass) or 1
-    (regression); ``report.to_dict()`` gives every verdict with its ratio, CI and p-value.
+    error rate of the Holm-corrected tests. Returns a
+    :class:`~harness.analysis.gate.GateReport`: its ``exit_code`` is 0 (pass) or 1
+    (regression); ``report.verdicts`` holds one verdict per cell x rule (ratio current /
+    baseline of the rule's statistic, its CI, Holm-adjusted p-value, verdict);
+    ``report.to_dict()`` gives them as plain data and
+    ``harness.analysis.gate.render(report, fmt)`` as text (``table``: regressions first).
+    Two runs measured interleaved (``harness gate ab``, the pytest plugin's ``--harness-ab``)
+    are compared block by block.
 
     Raises :class:`~harness.analysis.gate.GateError` on a run that cannot be found or read,
     on bad rules, or on cells present in only one run (unless ``allow_unmatched``).
@@ -95,6 +101,11 @@ def recommend(
     dict or a :class:`~harness.planning.recommend.ModelSpec`. SLOs are in ms, load in
     queries/s, items/day or tokens/s, budgets in USD/month and kW. ``results_root`` holds
     measured runs to use as evidence (None: projections and MLPerf references only).
+
+    Returns a :class:`~harness.planning.recommend.Recommendation`: ``rows`` ranked best
+    first (devices, batch size, predicted latency with its range, USD/month, kW, USD per 1M,
+    provenance measured / reference / projected / mixed), ``excluded`` profiles with the
+    reason, and ``enforced_end`` (which end of each range the sizing enforces).
 
     Raises ``pydantic.ValidationError`` on bad fields and ``ValueError`` when the scenario
     does not fit the model; ``TypeError`` when both a request and fields are given.

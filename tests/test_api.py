@@ -126,3 +126,16 @@ def test_project_decoder_and_errors() -> None:
     assert d.metrics["tpot_p50"].value == pytest.approx(d.tpot_s * 1e3)
     with pytest.raises(KeyError, match="unknown hardware profile 'no-such-gpu'"):
         harness.project("bert", "no-such-gpu")
+
+
+def test_compare_and_recommend_are_public_with_their_contracts() -> None:
+    """``import harness`` exposes compare and recommend (imported on first use) with docstrings
+    stating what they accept, return and raise."""
+    import harness
+    from harness import api
+
+    assert {"compare", "recommend"} <= set(harness.__all__) and {"compare", "recommend"} <= set(dir(harness))
+    assert harness.compare is api.compare and harness.recommend is api.recommend
+    for fn, returns in ((harness.compare, "GateReport"), (harness.recommend, "Recommendation")):
+        doc = fn.__doc__ or ""
+        assert "Raises" in doc and returns in doc

@@ -182,3 +182,15 @@ def test_recommend_and_profiles_formats() -> None:
     assert all(p["id"] in listed for p in profiles)  # no id truncated at 80 columns
     md = _cli("profiles", "list", "--kind", "gpu", "-f", "markdown")
     assert "| id |" in md and "nvidia-h100-sxm" in md
+
+
+def test_report_explains_invalid_cells(tmp_path: Path) -> None:
+    from harness.analysis.report import write_report
+    from harness.store.refs import load_run_ref
+
+    run = load_run_ref(make_run(tmp_path / "r", "small", 2))
+    files = write_report(run, tmp_path / "out")
+    md, page = files.markdown.read_text(), files.html.read_text()
+    meaning = VALIDITY_HELP["steady_state"][0]
+    assert meaning in md and meaning in page
+    assert VALIDITY_HELP["min_queries_met"][0] not in md  # only the flags that failed

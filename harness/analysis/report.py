@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.analysis.gate import GateError, compare_runs, match_cells, to_markdown
+from harness.analysis.validity import invalid_reasons, legend
 from harness.core.records import CellRecord, query_latency_ms
 from harness.store.refs import LoadedRun
 from harness.store.results import ResultsError
@@ -282,11 +283,7 @@ def _cell_rows(run: LoadedRun) -> tuple[list[str], list[list[str]]]:
             bar = _metric(c, name)
             return "-" if bar.value is None else f"{bar.value:.4g} ({bar.provenance.split(':')[0]})"
 
-        valid = (
-            "-"
-            if c.valid is None
-            else ("yes" if c.valid else "no: " + ", ".join(k for k, v in c.validity.items() if not v))
-        )
+        valid = "-" if c.valid is None else ("yes" if c.valid else "no: " + ", ".join(invalid_reasons(c)))
         rows.append(
             [
                 c.cell_id,
@@ -320,7 +317,7 @@ def _gate_section(run: LoadedRun, baseline: LoadedRun | None) -> tuple[str, str]
     except GateError as exc:
         msg = f"Gate not computed: {exc}"
         return f"\n{msg}\n", f"<p>{html.escape(msg)}</p>"
-    md = to_markdown(rep)
+    md = to_markdown(rep, verbose=True)  # a report shows every comparison, regressions first
     return md, "<pre class='gate'>" + html.escape(md) + "</pre>"
 
 
@@ -345,6 +342,9 @@ def write_report(run: LoadedRun, out_dir: Path, baseline: LoadedRun | None = Non
     md = [f"# {title}", "", sub, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     md += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in rows]
     md.append("")
+    flags = legend(f for c in rec.cells for f in invalid_reasons(c))
+    if flags:
+        md += ["Invalid cells (figures recorded, not to be trusted):", "", *(f"- {x}" for x in flags), ""]
     if gate_md:
         md += [gate_md, ""]
     for f in figs:
@@ -367,6 +367,12 @@ def write_report(run: LoadedRun, out_dir: Path, baseline: LoadedRun | None = Non
         + "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in r) + "</tr>" for r in rows)
         + "</table>"
     )
+    if flags:
+        table += (
+            "<p class='sub'>Invalid cells (figures recorded, not to be trusted):</p><ul class='sub'>"
+            + "".join(f"<li>{esc(x)}</li>" for x in flags)
+            + "</ul>"
+        )
     plots = "".join(
         f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' "
         f"src='data:image/png;base64,{base64.b64encode(f.png).decode()}'/>"
