@@ -185,3 +185,30 @@ def test_a_node_cannot_write_outside_its_cells_raw_files(tmp_path: Path, profile
     rec = run(fake, [a], tmp_path, profile)
     assert rec.cells[0].status == "failed" and "unexpected file" in (rec.cells[0].error or "")
     assert not (tmp_path.parent / "evil.txt").exists()
+
+
+SCRIPT = """\
+import multiprocessing, sys, time
+from pathlib import Path
+with Path(sys.argv[1]).open("a") as f:  # one line each time this script is run or imported
+    f.write("run\\n")
+if __name__ == "__main__":
+    from contextlib import nullcontext
+    from harness.cluster.node import plain_main
+    with plain_main() if sys.argv[2] == "plain" else nullcontext():
+        p = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+        p.start()
+        p.join()
+"""
+
+
+@pytest.mark.parametrize("mode, runs", [("plain", 1), ("as-is", 2)])
+def test_cell_workers_do_not_re_import_the_ray_worker_script(tmp_path: Path, mode: str, runs: int) -> None:
+    """A Ray worker's __main__ is Ray's worker script; a spawned cell worker must not run it again."""
+    import subprocess
+    import sys
+
+    script, marks = tmp_path / "main_script.py", tmp_path / "marks"
+    script.write_text(SCRIPT)
+    subprocess.run([sys.executable, str(script), str(marks), mode], check=True, timeout=120)
+    assert marks.read_text().count("run") == runs
