@@ -18,7 +18,9 @@ from typing import Any
 import psutil
 import pytest
 from tests_support import fast_cell
+from typer.testing import CliRunner
 
+from harness.cli.main import _mount_optional, app
 from harness.core.records import RunRecord
 from harness.measure import lifecycle
 from harness.measure.host import host_profile
@@ -226,3 +228,24 @@ def test_run_exits_1_when_a_cell_failed_and_0_when_all_ran(tmp_path: Path, write
         statuses = [c.status for c in load_run(next((tmp_path / label).iterdir())).cells]
         assert statuses == (["ok"] if label == "ok" else ["ok", "failed"])
     assert codes == {"ok": 0, "failing": 1}
+
+
+def test_cli_save_failure_mid_run_is_one_line_naming_what_was_kept(
+    tmp_path: Path, write_suite: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(lifecycle, "save_run", _failing_after(2, calls))  # start + first cell saved
+    monkeypatch.setattr(lifecycle, "SAVE_RETRY_DELAYS_S", (0.0, 0.0))
+    suite = write_suite(HANG_SUITE.split("  - models: [tabular_mlp]\n    backends: ['fake_backends")[0])
+    _mount_optional()
+    res = CliRunner().invoke(app, ["run", str(suite), "-o", str(tmp_path / "results")], env={"COLUMNS": "80"})
+    assert res.exit_code == 3, res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    run_dir = next((tmp_path / "results").iterdir())
+    assert str(run_dir) in errors[0] and "2 measured cell(s)" in errors[0]
+    rescue = Path(errors[0].split("was written to ")[1].split(";")[0])
+    kept = store.parse_run(json.loads(rescue.read_text()))
+    assert [c.status for c in kept.cells] == ["ok", "ok"]
+    assert len(list((run_dir / "raw").glob("*.parquet"))) == 2  # the raw files stay where they were
+    rescue.unlink()
