@@ -203,9 +203,12 @@ def verdict(rec: Any) -> tuple[bool, str]:
     return kept and met and not err, row
 
 
-def rate_part(run_dir: Path, url: str) -> tuple[list[str], float]:
+def rate_part(run_dir: Path, url: str) -> tuple[list[str], float, float]:
     """Rising rates, each first in-process on the null backend (control: can this host issue
-    the rate at all right now?), then remote; stops after the first rate the remote run fails."""
+    the rate on time at all right now?), then remote. Returns the table, the highest rate whose
+    remote run was valid (issuance kept up, rate met, no failure) and the highest whose achieved
+    rate was met (requests served at the offered rate, issuance late or not); rising stops once
+    the remote run misses the rate or fails."""
     out = [
         f"### Client capacity: kserve-v2 (binary, lean client) against the null model, {INSTANCES} client threads (measured)",
         "",
@@ -213,19 +216,23 @@ def rate_part(run_dir: Path, url: str) -> tuple[list[str], float]:
         "| latency p50 / p99 (ms) | errors |",
         "|---:|---|---:|---:|---:|---|---|---|",
     ]
-    best = 0.0
+    best_valid = best_rate = 0.0
     for rate in RATES:
         _, row = verdict(online(run_dir, rate, "null", {}))
         out.append(f"| {rate} | in-process null (control) | {row} |")
         try:
-            ok, row = verdict(online(run_dir, rate, "kserve-v2", {"url": url, "binary": True}))
+            rec = online(run_dir, rate, "kserve-v2", {"url": url, "binary": True})
         except RuntimeError as exc:  # a failed request fails a one-shot cell: report it, stop rising
-            ok, row = False, f"cell failed: {exc}"
-        out.append(f"| {rate} | kserve-v2 -> harness serve null | {row} |")
-        if not ok:
+            out.append(f"| {rate} | kserve-v2 -> harness serve null | cell failed: {exc} |")
             break
-        best = float(rate)
-    return out, best
+        ok, row = verdict(rec)
+        out.append(f"| {rate} | kserve-v2 -> harness serve null | {row} |")
+        if ok:
+            best_valid = float(rate)
+        if not rec.validity.get("achieved_rate_met", True) or errors(rec):
+            break
+        best_rate = float(rate)
+    return out, best_valid, best_rate
 
 
 def client_kinds(url: str, server_pid: int, seconds: float = 3.0, inflight: int = 32) -> list[str]:
@@ -305,32 +312,35 @@ def client_kinds(url: str, server_pid: int, seconds: float = 3.0, inflight: int 
     ]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``--rate-only``: only the client capacity parts (no gpt2 server)."""
     load = os.getloadavg()[0]
     print(f"host: {os.cpu_count()} cores, load average {load:.1f} at start (figures depend on it)\n")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        proc, url = start_server("gpt2", "torch")
-        try:
-            lines = token_part(run_dir, url) + [""] + oneshot_part(run_dir, url)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+        lines: list[str] = []
+        if "--rate-only" not in argv:
+            proc, url = start_server("gpt2", "torch")
+            try:
+                lines = token_part(run_dir, url) + [""] + oneshot_part(run_dir, url)
+            finally:
+                proc.terminate()
+                proc.wait(30)
         proc, url = start_server("tabular_mlp", "null")
         try:
-            rl, best = rate_part(run_dir, url)
+            rl, best, best_rate = rate_part(run_dir, url)
             rl += [""] + client_kinds(url, proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
     print("\n".join([*lines, "", *rl, ""]))
-    verdict = "met" if best >= 2000 else "NOT met"
+    met = "met" if best >= 2000 else "NOT met"
     print(
-        f"sustained open-loop rate: {best:.0f} requests/s (target 2,000: {verdict}); "
-        f"load average {os.getloadavg()[0]:.1f} at the end"
+        f"sustained open-loop rate, valid run: {best:.0f} requests/s (target 2,000: {met}); highest rate served "
+        f"with issuance late or not: {best_rate:.0f} requests/s; load average {os.getloadavg()[0]:.1f} at the end"
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
