@@ -24,6 +24,12 @@ def serve_command(
     options: str = typer.Option("{}", "--options", help='backend options as JSON, e.g. \'{"dtype": "fp16"}\''),
     max_num_seqs: int = typer.Option(16, "--max-num-seqs", help="decoders: sequences the engine steps at once"),
     log: Path | None = typer.Option(None, "--log", help="append each streamed request's token times (JSONL)"),
+    max_batch_size: int = typer.Option(
+        1, "--max-batch-size", min=1, help="KServe v2 requests: dynamic batching up to this many samples (1 = off)"
+    ),
+    max_queue_delay_ms: float = typer.Option(
+        1.0, "--max-queue-delay-ms", min=0.0, help="dynamic batching: longest wait for more requests (ms)"
+    ),
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", help="require 'Authorization: Bearer <value of this environment variable>'"
     ),
@@ -40,4 +46,17 @@ def serve_command(
         api_key = os.environ.get(api_key_env, "")
         if not api_key:
             raise typer.BadParameter(f"--api-key-env: environment variable {api_key_env} is not set or empty")
-    serve(model, backend, host, port, size, device, opts, max_num_seqs=max_num_seqs, log_path=log, api_key=api_key)
+    serve(
+        model,
+        backend,
+        host,
+        port,
+        size,
+        device,
+        opts,
+        max_num_seqs=max_num_seqs,
+        log_path=log,
+        api_key=api_key,
+        max_batch_size=max_batch_size,
+        max_queue_delay_ms=max_queue_delay_ms,
+    )

@@ -25,6 +25,8 @@ def serve(
     log_path: Path | None = None,
     log_level: str = "warning",
     api_key: str | None = None,
+    max_batch_size: int = 1,
+    max_queue_delay_ms: float = 0.0,
 ) -> None:
     """Load ``model`` on ``backend`` and serve it on ``host:port`` until interrupted (with
     ``api_key``: requests need ``Authorization: Bearer <api_key>``)."""
@@ -33,7 +35,17 @@ def serve(
     from harness.serve.app import build_app
     from harness.serve.model import ServedModel
 
-    served = ServedModel(model, backend, size, device, backend_options, max_num_seqs=max_num_seqs, log_path=log_path)
+    served = ServedModel(
+        model,
+        backend,
+        size,
+        device,
+        backend_options,
+        max_num_seqs=max_num_seqs,
+        log_path=log_path,
+        max_batch_size=max_batch_size,
+        max_queue_delay_ms=max_queue_delay_ms,
+    )
     uvicorn.run(
         build_app(served, api_key),
         host=host,

@@ -2,9 +2,10 @@
 
 KServe v2 / Triton: ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/{name}``
 (metadata), ``POST /v2/models/{name}[/versions/{v}]/infer`` (JSON or the binary tensor
-extension; outputs in binary when the request asks for it). A decoder's batches run in a worker
-thread (its token streams keep flowing meanwhile); other models' batches run on the event loop,
-one at a time (the model runs one batch at a time in any case).
+extension; outputs in binary when the request asks for it). With dynamic batching on, requests
+go to the batcher's thread; otherwise a decoder's batches run in a worker thread (its token
+streams keep flowing meanwhile) and other models' batches on the event loop, one at a time (the
+model runs one batch at a time in any case).
 
 OpenAI-compatible (decoders): ``POST /v1/completions`` and ``POST /v1/chat/completions``, with
 ``stream: true`` as server-sent events, one event per generated token, and with
@@ -109,7 +110,12 @@ def build_app(model: ServedModel, api_key: str | None = None) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         # a decoder's streams must keep flowing while a batch runs: off the event loop; any other
         # model runs one batch at a time anyway, so inline (a thread hop per request saved)
-        outs = await run_in_threadpool(model.infer, dict(tensors)) if model.decoder else model.infer(dict(tensors))
+        if model.batcher is not None:
+            outs = await asyncio.wrap_future(model.batcher.submit(dict(tensors)))
+        elif model.decoder:
+            outs = await run_in_threadpool(model.infer, dict(tensors))
+        else:
+            outs = model.infer(dict(tensors))
         binary = bool((head.get("parameters") or {}).get("binary_data_output")) or any(
             (o.get("parameters") or {}).get("binary_data") for o in head.get("outputs") or []
         )

@@ -2,7 +2,8 @@
 server's own per-request token log.
 
 * ``infer`` (KServe v2): one batch as sent, run under a lock (one model instance; requests
-  queue for it in arrival order). No dynamic batching: each request is its own batch.
+  queue for it in arrival order). With ``max_batch_size`` > 1, requests go through a
+  :class:`~harness.serve.batcher.Batcher` first (dynamic batching, ``max_queue_delay_ms``).
 * token streams (OpenAI completions, decoders only): with a backend that can step batches
   (``torch``), every request goes to one continuous-batching
   :class:`~harness.measure.serving.engine.Engine`; otherwise each request runs ``generate``
@@ -31,6 +32,7 @@ from harness.core import plugins
 from harness.core.clock import now_ns
 from harness.measure.serving.engine import Engine
 from harness.measure.serving.scheduler import EngineLimits
+from harness.serve.batcher import Batcher
 from workloads.registry import get_workload
 
 TokenSink = Callable[[int, int], object]  # (token id, t_ns)
@@ -70,6 +72,8 @@ class ServedModel:
         max_batched_tokens: int = 512,
         log_path: Path | None = None,
         log_limit: int = 100_000,
+        max_batch_size: int = 1,
+        max_queue_delay_ms: float = 0.0,
     ) -> None:
         self.name = model
         self.workload = get_workload(model, size)
@@ -104,6 +108,9 @@ class ServedModel:
             else:
                 self.engine_note = f"per-request generate under one lock (no continuous batching: {why_not})"
         self._names: list[str] | None = None
+        self.batcher: Batcher | None = None
+        if max_batch_size > 1:
+            self.batcher = Batcher(self.infer, max_batch_size, int(round(max_queue_delay_ms * 1e6)))
 
     # ------------------------------------------------------------------ KServe v2
 
@@ -184,10 +191,13 @@ class ServedModel:
             "backend": self.backend.describe(),
             "decoder": self.decoder,
             "token_engine": self.engine_note or None,
-            "dynamic_batching": False,
+            "dynamic_batching": dict(self.batcher.stats) if self.batcher is not None else False,
         }
 
     def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
         if self.engine is not None:
             self.engine.close()
             self.engine = None
