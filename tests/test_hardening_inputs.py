@@ -46,6 +46,8 @@ SUITE_CASES = {
     "suite_not_a_mapping.yaml": "must be a mapping",
     "suite_yaml_syntax.yaml": "YAML syntax error",
     "suite_alias_cycle.yaml": "matrix[0].models[0]",
+    "suite_infinite_rate.yaml": ":6: matrix[0].scenarios[0].options.target_qps: must be a finite number (got inf)",
+    "suite_nan_limit.yaml": ":2: defaults.stop.max_duration_s: must be a finite number (got nan)",
 }
 
 

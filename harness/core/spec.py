@@ -18,6 +18,7 @@ backend and scenario names list what exists.
 from __future__ import annotations
 
 import importlib.util
+import math
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
         raise SpecError(exc.file, exc.line, exc.field, exc.message) from None
     if not isinstance(data, dict):
         raise SpecError(fname, 1, "", "a suite file must be a mapping with 'name' and 'matrix'")
+    bad = _non_finite(data)
+    if bad is not None:
+        loc, value = bad
+        raise SpecError(fname, line_of(node, loc), fmt_loc(loc), f"must be a finite number (got {value})")
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
@@ -153,6 +158,31 @@ def load_suite(path: str | Path) -> tuple[Suite, list[CellSpec]]:
         raise SpecError(fname, line_of(node, loc), fmt_loc(loc), msg) from None
     cells = expand(suite, fname, node)
     return suite, cells
+
+
+def _non_finite(
+    data: Any, path: tuple[Any, ...] = (), seen: set[int] | None = None
+) -> tuple[tuple[Any, ...], float] | None:
+    """The location and value of the first NaN or infinite number in ``data`` (YAML ``.nan``,
+    ``.inf``): no option, limit or rate of a suite means anything as one. A container reached
+    twice (a YAML alias, even a cyclic one) is looked at once."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path, data
+    seen = set() if seen is None else seen
+    if id(data) in seen:
+        return None
+    seen.add(id(data))
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for k, v in items:
+        hit = _non_finite(v, (*path, k), seen)
+        if hit is not None:
+            return hit
+    return None
 
 
 def _allowed_fields(data: dict[str, Any], parent: tuple[Any, ...]) -> list[str]:
