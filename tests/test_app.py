@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.app import compare_data, data, history_data, recommend_data
+from harness.app import compare_data, data, history_data, identity, recommend_data
 from harness.store.ingest import ingest_upload
 from harness.store.results import list_runs
 
@@ -54,11 +54,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo_store(tmp_path_factory)
 
 
-def _app(root: Path, page: str | None = None):
+def _app(root: Path, page: str | None = None, query: dict[str, str] | None = None):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["results_root"] = str(root)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
     if page is not None:
         at.switch_page(f"harness/app/pages/{page}.py")
     at.run()
@@ -126,7 +128,7 @@ def test_compare_page_shows_charts_and_provenance_for_chosen_cells(store: Path) 
     assert "No open-loop" not in text and "No closed-loop" not in text
     qps = next(df for df in _frames(at) if "offered_qps (queries/s)" in df)
     assert sorted(qps["offered_qps (queries/s)"]) == [100.0, 400.0]
-    validity = next(df for df in _frames(at) if "failed_checks" in df)
+    validity = next(df for df in _frames(at) if "failed_checks" in df and "valid" in df)
     assert "generator_kept_up" in validity.columns and len(validity) == 3
 
 
@@ -214,8 +216,9 @@ def test_upload_page_saves_valid_runs_and_rejects_malformed_files(store: Path, t
     at.run()  # a rerun keeps the verdicts and does not ingest twice
     assert not any("already in the results store" in e.value for e in at.error)
 
-    at2 = _app(target, "compare")  # the uploaded run is part of the store
-    assert any("uploaded-run" in k for k in at2.multiselect(key="compare-cells").options)
+    key = data.cell_key("uploaded-run", good["cells"][0]["cell_id"])
+    at2 = _app(target, "compare", {"cells": key})  # the uploaded run is part of the store
+    assert at2.multiselect(key="compare-cells").value == [key]
 
 
 def _zip_run(run_dir: Path, run_id: str | None = None, extra: dict[str, bytes] | None = None) -> bytes:
@@ -328,7 +331,8 @@ def test_latency_cdf_is_monotone_and_notes_cells_without_raw_data(store: Path, t
     for _, g in cdf.groupby("key"):
         assert g["latency_ms"].is_monotonic_increasing and g["cdf"].iloc[-1] == 1.0
     _, notes = compare_data.latency_cdf(runs, keys[:1], tmp_path)  # raw files not there
-    assert len(notes) == 1 and keys[0] in notes[0]
+    run, cell = data.find_cell(runs, keys[0])
+    assert notes == [f"{identity.cell_name(run, cell)}: its raw per-query file is not in the results store"]
 
 
 def test_verdict_per_run_prefers_the_rule_on_the_shown_metric() -> None:

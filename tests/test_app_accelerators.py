@@ -73,12 +73,18 @@ def test_gpu_cells_are_named_by_their_accelerator_and_cpu_cells_by_the_cpu(mixed
     assert set(only_gpu["run_id"]) == {r.run_id for r in runs if r.suite_name.startswith("h200")}
 
 
-def test_accelerator_profiles_named_by_the_environment_take_precedence(mixed: Path) -> None:
+def test_the_recorded_host_identity_names_the_accelerator_first(mixed: Path) -> None:
     runs, _ = list_runs(mixed)
     gpu_run, _ = _gpu_cpu(runs)
-    env = {**gpu_run.environment, "accelerators": [{"profile_id": "nvidia-h200-sxm", "name": "NVIDIA H200 SXM"}]}
+    accs = [
+        {"device": "cuda:0", "index": 0, "name": "NVIDIA H200 SXM", "profile_id": "nvidia-h200-sxm"},
+        {"device": "cuda:1", "index": 1, "name": "NVIDIA L4", "profile_id": "nvidia-l4"},
+    ]
+    env = {**gpu_run.environment, "host": {"cpu_model": "x", "accelerators": accs}}
     named = gpu_run.model_copy(update={"environment": env})
     assert identity.cell_hardware(named, named.cells[0]) == "NVIDIA H200 SXM"
+    second = named.cells[0].model_copy(update={"spec": named.cells[0].spec.model_copy(update={"device": "cuda:1"})})
+    assert identity.cell_hardware(named, second) == "NVIDIA L4"
     bare = gpu_run.model_copy(update={"environment": {**gpu_run.environment, "gpus": []}})
     cell = bare.cells[0].model_copy(update={"backend_info": {}})
     assert identity.cell_hardware(bare, cell) == "cuda (unknown)"  # said, not guessed

@@ -2,11 +2,11 @@
 shows in every table, filter, picker and chart legend.
 
 A cell that ran on an accelerator (its spec's device is not ``cpu``) is named after that
-accelerator, taken in this order: the accelerator profiles the run's environment names
-(``environment.accelerators``: a list of profile ids, or of mappings with ``profile_id`` /
-``name`` / ``model``), the device name its backend reported (``backend_info.cuda_device``),
-the environment's GPU list (``environment.gpus[i].name``, ``i`` from a ``cuda:i`` device, else
-0). A CPU cell is named after the CPU model. Nothing here imports Streamlit.
+accelerator, taken in this order: the host identity the run recorded
+(``environment.host.accelerators[i]``: ``name``, else its ``profile_id``; ``i`` from a
+``cuda:i`` device, else 0), the device name its backend reported (``backend_info.cuda_device``),
+the environment's GPU list (``environment.gpus[i].name``). A CPU cell is named after the CPU
+model. Nothing here imports Streamlit.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ def _device_index(device: str) -> int:
     return int(idx) if idx.isdigit() else 0
 
 
-def _accelerator_names(env: Mapping[str, Any]) -> list[str]:
-    """Names of the accelerator profiles the environment records (empty when it names none)."""
-    out = []
-    for a in env.get("accelerators") or []:
-        if isinstance(a, str):
-            out.append(a)
-        elif isinstance(a, Mapping):
-            name = a.get("name") or a.get("model") or a.get("profile_id") or a.get("id")
+def _recorded_accelerator(env: Mapping[str, Any], idx: int) -> str | None:
+    """The name of accelerator ``idx`` as the run's host identity recorded it
+    (``environment.host.accelerators``: mappings with ``index``, ``name``, ``profile_id``), else None."""
+    host = env.get("host")
+    accs = host.get("accelerators") if isinstance(host, Mapping) else None
+    for a in accs if isinstance(accs, list) else []:
+        if isinstance(a, Mapping) and a.get("index") == idx:
+            name = a.get("name") or a.get("profile_id")
             if name:
-                out.append(str(name))
-    return out
+                return str(name)
+    return None
 
 
 def _gpu_names(env: Mapping[str, Any]) -> list[str]:
@@ -53,9 +53,9 @@ def cell_hardware(run: RunRecord, cell: CellRecord) -> str:
     env = run.environment
     if is_accelerated(cell):
         idx = _device_index(cell.spec.device)
-        named = _accelerator_names(env)
+        named = _recorded_accelerator(env, idx)
         if named:
-            return named[idx] if idx < len(named) else named[0]
+            return named
         reported = cell.backend_info.get("cuda_device") or cell.backend_info.get("device_name")
         if reported:
             return str(reported)

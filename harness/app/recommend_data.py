@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from harness.app.data import cell_key, format_number
 from harness.app.identity import cell_hardware
+from harness.core.hardware import load_profiles
+from harness.core.host_match import recorded_profile_id
 from harness.core.records import RunRecord
 from harness.planning.recommend import Recommendation, RecommendRequest
 
@@ -93,11 +95,14 @@ def build_request(form: Mapping[str, Any]) -> RecommendRequest:
 def evidence_cells(rec: Recommendation, runs: Sequence[RunRecord]) -> dict[str, list[str]]:
     """Profile id -> keys (:func:`harness.app.data.cell_key`) of the measured cells behind its
     row: the selection :func:`harness.planning.evidence.measured_cells` makes (ok cells of the
-    requested model and size, no model parameters, recorded on that profile)."""
+    requested model and size, no model parameters), each counted under the profile it ran on
+    (:func:`harness.core.host_match.recorded_profile_id`: a GPU cell of an older record that
+    names the host CPU counts as its GPU's)."""
     model = rec.request.model
     out: dict[str, list[str]] = {}
     if model.counts is not None or model.params:
         return out
+    shipped = load_profiles()
     for run in runs:
         for c in run.cells:
             if (
@@ -107,7 +112,8 @@ def evidence_cells(rec: Recommendation, runs: Sequence[RunRecord]) -> dict[str, 
                 and c.spec.size == model.size
                 and not c.spec.model_params
             ):
-                out.setdefault(c.profile_id, []).append(cell_key(run.run_id, c.cell_id))
+                pid = recorded_profile_id(run.environment, c.spec.device, c.profile_id, shipped) or c.profile_id
+                out.setdefault(pid, []).append(cell_key(run.run_id, c.cell_id))
     return out
 
 
@@ -170,6 +176,8 @@ def ranked_table(rec: Recommendation, runs: Sequence[RunRecord] = ()) -> pd.Data
             "rank": df["rank"],
             "profile": df["profile_id"],
             "kind": df["kind"],
+            "provenance": df["provenance"],
+            "evidence link": [compare_link(k) if k else None for k in keys],
             "devices": df["devices"],
             "dtype": df["dtype"],
             "batch (samples)": df["batch_size"],
@@ -177,9 +185,7 @@ def ranked_table(rec: Recommendation, runs: Sequence[RunRecord] = ()) -> pd.Data
             "cost (USD/month)": df["usd_per_month"],
             "power (kW)": df["kw"],
             f"cost per 1M ({per1m_unit})": df["usd_per_1m"],
-            "provenance": df["provenance"],
             "evidence": [_evidence_text(r, k, hardware) for r, k in zip(rec.rows, keys)],
-            "evidence link": [compare_link(k) if k else None for k in keys],
             "notes": df["notes"],
         }
     )

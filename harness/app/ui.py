@@ -1,8 +1,8 @@
 """Streamlit pieces shared by the pages: the results root, the cached store, the message for
 unreadable runs, the provenance legend, the empty state with its demo-run button, the page
 icon (drawn here: nothing is fetched from the internet) and the selection kept in the URL
-(``st.query_params``: a page seeds its widgets from the URL once per session and writes the
-selection back after every change, so a URL reopens the same view)."""
+(``st.query_params``: a page seeds its widgets from the URL when they have no state and writes
+the selection back after every change, so a URL reopens the same view)."""
 
 from __future__ import annotations
 
@@ -120,13 +120,11 @@ def url_values(param: str, allowed: Sequence[str] | None = None) -> list[str]:
 
 
 def seed(widget_key: str, value: object) -> None:
-    """Give widget ``widget_key`` its value from the URL, once per session (later changes come
-    from the widget)."""
-    done = st.session_state.setdefault("_seeded_from_url", set())
-    if widget_key not in done:
-        done.add(widget_key)
-        if value not in (None, "", [], ()):
-            st.session_state[widget_key] = value
+    """Give widget ``widget_key`` ``value`` (from the URL, or a default) when it has no state yet:
+    on a page's first run in a session, and again after Streamlit dropped the state of a
+    widget on a page left behind. A value the user chose is never overwritten."""
+    if widget_key not in st.session_state and value not in (None, "", [], ()):
+        st.session_state[widget_key] = value
 
 
 def set_url(**params: object) -> None:

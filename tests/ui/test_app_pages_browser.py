@@ -119,7 +119,7 @@ def test_every_page_shows_the_accelerator_without_errors_or_outside_requests(ser
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 1600})
+            pg = browser.new_page(viewport={"width": 1400, "height": 2400})
             pg.on(
                 "request",
                 lambda r: (

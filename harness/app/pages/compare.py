@@ -88,7 +88,13 @@ if loaded is not None:
                 st.caption("No closed-loop (offline / single-stream) cells with throughput among the chosen cells.")
             else:
                 st.altair_chart(charts.throughput_chart(tp), width="stretch")
-                st.dataframe(data.with_units(tp), hide_index=True, width="stretch")
+                st.dataframe(
+                    data.with_units(tp).rename(
+                        columns={"ci_low": "ci_low (samples/s)", "ci_high": "ci_high (samples/s)"}
+                    ),
+                    hide_index=True,
+                    width="stretch",
+                )
         with tabs[2]:
             pctl = st.selectbox("percentile", ["latency_p99", "latency_p90", "latency_p50"], key="compare-qps-pct")
             pts, slo, peaks = compare_data.latency_vs_qps(runs, keys, pctl)
