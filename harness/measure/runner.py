@@ -85,20 +85,16 @@ def _crashed(
 
 
 def _rss(proc: psutil.Process | None) -> int:
-    """Resident bytes of ``proc`` and its children (0 when it is gone)."""
+    """Resident bytes of ``proc`` (0 when it is gone). One read of ``/proc/<pid>/statm``, about
+    0.2 ms: cheap enough to take every 0.1 s while a cell measures. Its children are not
+    counted: listing them scans every process of the host (tens of ms), which would take CPU
+    from the measurement."""
     if proc is None:
         return 0
     try:
-        procs = [proc, *proc.children(recursive=True)]
+        return int(proc.memory_info().rss)
     except psutil.Error:
         return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def run_cell_isolated(spec: CellSpec, run_dir: Path, profile: HardwareProfile | None = None) -> CellRecord:
