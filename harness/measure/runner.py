@@ -71,7 +71,9 @@ def _crashed(
 ) -> CellRecord:
     """The record of a worker that ended without a result. A SIGKILL (the OOM killer's signal)
     is marked ``oom`` so the larger batch sizes of its sweep are skipped; ``oom_evidence`` says
-    whether the cgroup's OOM kill counter confirms it (``oom_kill``) or only the signal does."""
+    whether the cgroup's OOM kill counter confirms it (``oom_kill``) or only the signal does.
+    ``peak_rss_bytes`` is the largest resident size seen in samples every 0.1 s (a lower bound
+    of the true peak)."""
     after = oom_kill_count() if oom_before is not None else None
     oom_killed = None if after is None or oom_before is None else after > oom_before
     sigkill = code == -signal.SIGKILL
@@ -80,7 +82,7 @@ def _crashed(
         extra["oom_evidence"] = "oom_kill" if oom_killed else "sigkill"
     reason = exit_reason(code, oom_killed)
     if sigkill and peak_rss_bytes:
-        reason += f"; peak resident memory {peak_rss_bytes / 1e9:.2f} GB"
+        reason += f"; resident memory reached at least {peak_rss_bytes / 1e9:.2f} GB"
     return _worker_failure(spec, started, profile, t0, "crashed", reason, **extra)
 
 
