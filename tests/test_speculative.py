@@ -82,3 +82,56 @@ def test_truncated_draft_shares_the_target_parameters(target):
 def test_k_below_one_is_an_error(target):
     with pytest.raises(ValueError, match="k >= 1"):
         list(speculative_generate(target, target, _prompts(1)[0], 4, 0))
+
+
+def _toy(layers: int, seed: int):
+    """A GPT2LM with 8 tokens and peaked (std 1) random weights: distinct, far-from-uniform
+    next-token distributions."""
+    from workloads.nets.transformer import GPT2LM
+
+    torch.manual_seed(seed)
+    m = GPT2LM(8, 8, layers, 2, 16).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0.0, 1.0)
+    return m
+
+
+@pytest.mark.slow
+def test_sampled_speculative_tokens_follow_the_target_distribution():
+    """Second and third tokens of sampled speculative decoding against their exact marginals
+    under the target alone (chi-square, seeded, so the verdict is fixed)."""
+    from scipy.stats import chisquare
+
+    from harness.measure.speculative import speculative_sample
+
+    target, draft = _toy(2, 0), _toy(1, 1)
+    prompt = np.array([1, 2, 3], dtype=np.int64)
+
+    def p_next(seq):
+        with torch.inference_mode():
+            return torch.softmax(target(torch.tensor([seq])).double()[0], -1).numpy()
+
+    p1 = p_next([1, 2, 3])
+    m2, m3 = np.zeros(8), np.zeros(8)
+    for a in range(8):
+        p2 = p_next([1, 2, 3, a])
+        m2 += p1[a] * p2
+        for b in range(8):
+            m3 += p1[a] * p2[b] * p_next([1, 2, 3, a, b])
+    gen = torch.Generator().manual_seed(1234)
+    st = SpecStats()
+    n = 200
+    c2, c3 = np.zeros(8), np.zeros(8)
+    for _ in range(n):
+        toks = list(speculative_sample(target, draft, prompt, 3, 4, 1.0, gen, st))
+        assert len(toks) == 3
+        c2[toks[1]] += 1
+        c3[toks[2]] += 1
+    assert 0 < st.accepted < st.proposed  # both branches of the rule ran
+    for counts, exact in ((c2, m2), (c3, m3)):
+        keep = exact * n >= 5  # chi-square needs expected counts of at least 5
+        exp = exact[keep] * n
+        obs = counts[keep]
+        exp *= obs.sum() / exp.sum()
+        assert chisquare(obs, exp).pvalue > 1e-3, (counts, exact * n)
