@@ -62,6 +62,10 @@ VALIDITY_HELP: dict[str, tuple[str, str]] = {
         "the backend's outputs differ from the reference beyond tolerance (parity check)",
         "check the backend options (dtype, graph optimisations) against the reference",
     ),
+    "accuracy_met": (
+        "the variant's agreement with the fp32 eager reference fell under the suite's min_agreement",
+        "see extra.accuracy.verdict; choose a milder variant (static -> dynamic int8, less pruning) or lower the bar",
+    ),
     "loadgen_valid": ("MLPerf LoadGen marked the run INVALID", "see mlperf_log_summary.txt in the cell's files"),
     "perf_constraints_met": (
         "LoadGen's latency constraint was not met",
