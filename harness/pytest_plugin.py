@@ -39,6 +39,7 @@ Gates, exit status 1 on a regression and 4 (pytest's usage error) on a gate data
 
 from __future__ import annotations
 
+import secrets
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,8 +147,6 @@ class _Session:
             if not self.ab_paths:
                 self.recorder = RunRecorder.start("pytest", self.root, profile)
                 return self.recorder
-            import secrets
-
             self.ab_session = secrets.token_hex(6)
             env = run_environment(profile)
             env["interleave_session"] = self.ab_session
@@ -239,8 +238,10 @@ class InferenceBenchmark:
         :class:`harness.core.stop.StopRule` mapping (e.g. ``{"min_duration_s": 1}``).
         Fails the test if the cell fails; skips it if the backend is unavailable here; warns
         (:class:`HarnessValidityWarning`) if the cell is invalid."""
-        # deferred: the plugin loads in every pytest session; the measure stage (pandas, scipy) only when used
+        # deferred: the plugin loads in every pytest session; the harness (pydantic) only when a test uses it
         from harness.analysis.validity import explain, invalid_reasons
+
+        # deferred: the plugin loads in every pytest session; the harness (pydantic) only when a test uses it
         from harness.core.records import CellSpec
 
         opts = {"batch_size": batch_size, **scenario_options}
