@@ -194,3 +194,9 @@ def test_report_explains_invalid_cells(tmp_path: Path) -> None:
     meaning = VALIDITY_HELP["steady_state"][0]
     assert meaning in md and meaning in page
     assert VALIDITY_HELP["min_queries_met"][0] not in md  # only the flags that failed
+
+
+def test_baseline_list_shows_whole_ids(results: Path) -> None:
+    _cli("gate", "baseline", "save", "a-rather-long-baseline-name-for-main", "base", "-o", str(results))
+    out = _cli("gate", "baseline", "list", "-o", str(results))
+    assert "a-rather-long-baseline-name-for-main" in out and "cells: 34" in out

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from harness.analysis.gate import GateError, compare_run_sets, compare_runs, load_run_ref
 from harness.analysis.report import write_report
@@ -28,6 +27,7 @@ from harness.cli.gate_common import (
     fail,
     rules_or_exit,
 )
+from harness.cli.render import Column, Frame, print_table
 from harness.store.refs import baselines_root
 from harness.store.results import ResultsError, load_run
 
@@ -118,18 +118,40 @@ def baseline_save(
 def baseline_list(results: Path = RESULTS) -> None:
     """List stored baselines."""
     root = baselines_root(results)
-    t = Table("name", "run id", "created (UTC)", "cells", "suite", "commit")
+    t = Frame(
+        f"baselines in {root}",
+        [
+            Column(k, h)
+            for k, h in (
+                ("name", "name"),
+                ("run_id", "run id"),
+                ("created_utc", "created (UTC)"),
+                ("cells", "cells"),
+                ("suite", "suite"),
+                ("commit", "commit"),
+            )
+        ],
+    )
     for d in sorted(root.iterdir()) if root.exists() else []:
         if not (d / "run.json").exists():
             continue
         try:
             r = load_run(d)
         except ResultsError as exc:
-            t.add_row(d.name, f"[red]{exc}[/]", "", "", "", "")
+            t.add({"name": d.name, "run_id": f"unreadable: {exc}"}, "red")
             continue
         commit = (r.environment.get("project_git") or {}).get("commit") or "-"
-        t.add_row(d.name, r.run_id, r.created_utc, str(len(r.cells)), r.suite_name, str(commit)[:10])
-    console.print(t)
+        t.add(
+            {
+                "name": d.name,
+                "run_id": r.run_id,
+                "created_utc": r.created_utc,
+                "cells": len(r.cells),
+                "suite": r.suite_name,
+                "commit": str(commit)[:10],
+            }
+        )
+    print_table(t, console)
 
 
 def report(

@@ -16,7 +16,6 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.progress import Progress
-from rich.table import Table
 
 from harness.analysis.gate import GateError, compare_runs, noise_from_ab_reports, noise_from_runs
 from harness.cli.gate_common import (
@@ -32,6 +31,7 @@ from harness.cli.gate_common import (
     fail,
     rules_or_exit,
 )
+from harness.cli.render import Column, Frame, print_table
 from harness.core.records import CLOSED_LOOP_SCENARIOS, CellSpec, RunRecord
 from harness.core.spec import SpecError, Suite, load_suite
 from harness.measure.interleave import InterleaveError, InterleaveOptions, run_ab
@@ -280,29 +280,34 @@ def calibrate_noise(
         except GateError as exc:
             raise fail(str(exc)) from None
         what = f"run-to-run noise over {repeats} runs"
-    t = Table(
-        "cell",
-        "metric",
-        "runs" if not interleaved else "sessions",
-        "mean",
-        "CV",
-        "A/A max change",
-        "suggested threshold",
-        "A/A false alarms",
-        title=f"{what} (target false-alarm rate {false_alarm_rate:g})",
+    t = Frame(
+        f"{what} (target false-alarm rate {false_alarm_rate:g})",
+        [
+            Column("cell_id", "cell", str),
+            Column("metric", "metric", str),
+            Column("n", "runs" if not interleaved else "sessions", str),
+            Column("mean", "mean", lambda v: f"{v:.4g}"),
+            Column("cv", "CV", lambda v: f"{v * 100:.2f}%"),
+            Column("aa_max_change", "A/A max change", lambda v: f"{v * 100:.2f}%"),
+            Column("suggested_threshold", "suggested threshold", lambda v: f"{v * 100:.1f}%"),
+            Column("false_alarms", "A/A false alarms", str),
+        ],
+        key_columns=2,
     )
     for r in rows:
-        t.add_row(
-            r.cell_id,
-            r.metric,
-            str(r.n_runs),
-            f"{r.mean_statistic:.4g}",
-            f"{r.cv * 100:.2f}%",
-            f"{r.aa_max_change * 100:.2f}%",
-            f"{r.suggested_threshold * 100:.1f}%",
-            f"{r.false_alarms}/{r.pairs}",
+        t.add(
+            {
+                "cell_id": r.cell_id,
+                "metric": r.metric,
+                "n": r.n_runs,
+                "mean": r.mean_statistic,
+                "cv": r.cv,
+                "aa_max_change": r.aa_max_change,
+                "suggested_threshold": r.suggested_threshold,
+                "false_alarms": f"{r.false_alarms}/{r.pairs}",
+            }
         )
-    console.print(t)
+    print_table(t, console)
     by_metric: dict[str, float] = {}
     for r in rows:
         by_metric[r.metric] = max(by_metric.get(r.metric, 0.0), r.suggested_threshold)
