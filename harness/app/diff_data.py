@@ -8,7 +8,9 @@ How each row is decided (``method`` column says which applied):
   (latency percentiles and mean; throughput in closed-loop scenarios):
   :func:`harness.analysis.gate.compare_samples` (bootstrap interval of the ratio, Mann-Whitney
   U), p-values Holm-corrected over every tested row of the table, verdict by
-  :func:`harness.analysis.gate.verdicts.decide`;
+  :func:`harness.analysis.gate.verdicts.decide`; the mean of a cell with more than
+  :data:`MAX_MEAN_SAMPLES` queries is compared on a seeded random subsample of that many (its
+  bootstrap resamples every query; quantiles use every sample);
 * ``recorded CIs``: no raw data, both values have a recorded interval: the ratio interval
   ``[low_b / high_a, high_b / low_a]`` (conservative: it holds whenever both intervals do) and
   the same verdict rule, taking the difference as significant exactly when that interval
@@ -37,6 +39,8 @@ from harness.core.metrics import Metric, metric_def
 from harness.core.records import CellRecord, RunRecord
 from harness.store.results import ResultsError, load_raw
 
+#: per side, the most per-query samples the mean's bootstrap resamples (quantiles use all of them)
+MAX_MEAN_SAMPLES = 20_000
 #: metrics the run diff compares by default
 RUN_DIFF_METRICS: tuple[str, ...] = ("latency_p50", "latency_p99", "throughput", "power_w")
 DIFF_COLUMNS: list[str] = [
@@ -119,8 +123,18 @@ def compare_metric(
         except (KeyError, ValueError):
             sa = sb = np.array([])
         if sa.size >= 2 and sb.size >= 2:
+            method = f"raw samples ({sa.size} vs {sb.size})"
+            if gm.statistic == "mean" and max(sa.size, sb.size) > MAX_MEAN_SAMPLES:
+                # the mean's bootstrap resamples every query n_draws times: a seeded uniform
+                # subsample keeps it interactive (a wider, still valid interval)
+                rng = np.random.default_rng(0)
+                sa, sb = (
+                    x if x.size <= MAX_MEAN_SAMPLES else rng.choice(x, MAX_MEAN_SAMPLES, replace=False)
+                    for x in (sa, sb)
+                )
+                method += f", mean from a random subsample of {MAX_MEAN_SAMPLES:,} per side"
             mv = compare_samples(sa, sb, gm, threshold, alpha, n_draws=n_draws)
-            row["method"] = f"raw samples ({sa.size} vs {sb.size})"
+            row["method"] = method
             return _Row(row, mv)
     bounds = [ma.ci_low, ma.ci_high, mb.ci_low, mb.ci_high]
     if all(v is not None and v > 0 for v in bounds):
