@@ -76,3 +76,20 @@ def test_show_prints_the_front(tmp_path):
     rows = json.loads(res.stdout)
     on = {r["variant"] for r in rows if r["front"]}
     assert on == {"torch+fp32", "torch+int8-dynamic"}
+
+
+def test_token_stream_points_use_tokens_per_s_and_tpot():
+    spec = CellSpec(model="gpt2", backend="torch", scenario="token-stream", variant="speculative-k4")
+    metrics = {
+        "output_tokens_per_s": Metric(value=1500.0, unit="tokens/s"),
+        "latency_p50": Metric(value=20.0, unit="ms"),
+        "tpot_p50": Metric(value=0.5, unit="ms"),
+        "acceptance_rate": Metric(value=0.8, unit="fraction"),
+    }
+    rec = CellRecord(
+        cell_id=spec.cell_id, spec=spec, status="ok", metrics=metrics, extra={"accuracy": {"agreement": 1.0}}
+    )
+    (p,) = front(RunRecord(run_id="r2", cells=[rec]))
+    assert (p.speed, p.speed_metric) == (1500.0, "output_tokens_per_s")
+    assert (p.latency_ms, p.latency_metric) == (0.5, "tpot_p50")
+    assert p.on_front and p.extra["acceptance_rate"] == 0.8

@@ -70,7 +70,8 @@ def _point(c: CellRecord) -> FrontPoint:
         p.note = (c.error or c.status).splitlines()[0][:200]
         return p
     p.speed, p.speed_metric = _first(c, SPEED_METRICS)
-    p.latency_ms, p.latency_metric = _first(c, LATENCY_METRICS)
+    tokens = p.speed_metric == "output_tokens_per_s"  # a token stream: its per-token latency
+    p.latency_ms, p.latency_metric = _first(c, LATENCY_METRICS[::-1] if tokens else LATENCY_METRICS)
     acc = c.extra.get("accuracy") or {}
     agreement = acc.get("agreement")
     p.agreement = float(agreement) if agreement is not None else c.metric("top1_agreement")
