@@ -617,3 +617,17 @@ def test_online_warm_up_runs_every_formable_size_before_the_window() -> None:
     for inst in ("online-instance-0", "online-instance-1"):
         assert {k for name, k in before if name == inst} >= {1, 2, 3, 4, 6}
     assert res.extra["placement"]["instance_threads"] == 2
+
+
+def test_heap_is_frozen_while_the_schedule_is_served_and_released_after() -> None:
+    import gc
+
+    counts: list[int] = []
+
+    def infer(batch: Any) -> None:
+        counts.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    run_schedule(infer, _pools(2), np.arange(20, dtype=np.int64) * 50_000, DynamicBatcher(2, 0), 2)
+    assert counts and min(counts) > 0  # every timed query ran with the pre-existing heap frozen
+    assert gc.get_freeze_count() == 0
