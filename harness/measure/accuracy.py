@@ -120,7 +120,8 @@ def kl_divergence(logits: np.ndarray, ref_logits: np.ndarray) -> float:
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"KL divergence needs two [N, C] arrays, got {a.shape} and {b.shape}")
     lp, lq = _log_softmax(b), _log_softmax(a)
-    return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=-1)))
+    # never below 0 (rounding of equal distributions can give -1e-17)
+    return max(0.0, float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=-1))))
 
 
 def token_agreement(tokens: list[list[int]], ref_tokens: list[list[int]]) -> float:
