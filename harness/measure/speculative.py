@@ -135,16 +135,25 @@ def speculative_generate(
                 st.emitted += 1
                 emitted += 1
                 yield t
-            # both caches must hold everything but the new last token: the old ones + last, d1 .. dn
-            start, cached = cached, cached + 1 + n
-            t_cache = truncate_cache(t_cache, cached)
-            d_len = int(d_cache[0][0].shape[2])
-            if d_len > cached:
-                d_cache = truncate_cache(d_cache, cached)
-            elif d_len < cached:  # every proposal accepted: the draft has not seen its last one
-                _, d_cache = all_logits(draft, block[:, d_len - start : cached - start], d_cache)
-                st.draft_steps += 1
+            cached, t_cache, d_cache = _resync(draft, block, cached, n, t_cache, d_cache, st)
             last = new[-1]
+
+
+def _resync(draft: Any, block: Any, cached: int, n: int, t_cache: Any, d_cache: Any, st: Any) -> tuple[int, Any, Any]:
+    """After a verification step that accepted ``n`` proposals: both caches hold everything but
+    the new last token (the old ``cached`` tokens, the step's first token and ``d1 .. dn``).
+    The target's cache is cut back; the draft's is cut back, or, when every proposal was
+    accepted, extended by the one token it has not seen (counted as a draft step).
+    Returns ``(cached, t_cache, d_cache)``."""
+    start, cached = cached, cached + 1 + n
+    t_cache = truncate_cache(t_cache, cached)
+    d_len = int(d_cache[0][0].shape[2])
+    if d_len > cached:
+        d_cache = truncate_cache(d_cache, cached)
+    elif d_len < cached:
+        _, d_cache = all_logits(draft, block[:, d_len - start : cached - start], d_cache)
+        st.draft_steps += 1
+    return cached, t_cache, d_cache
 
 
 def _probs(logits: Any, temperature: float) -> Any:
@@ -233,12 +242,5 @@ def speculative_sample(
                 st.emitted += 1
                 emitted += 1
                 yield t
-            start, cached = cached, cached + 1 + n
-            t_cache = truncate_cache(t_cache, cached)
-            d_len = int(d_cache[0][0].shape[2])
-            if d_len > cached:
-                d_cache = truncate_cache(d_cache, cached)
-            elif d_len < cached:
-                _, d_cache = all_logits(draft, block[:, d_len - start : cached - start], d_cache)
-                st.draft_steps += 1
+            cached, t_cache, d_cache = _resync(draft, block, cached, n, t_cache, d_cache, st)
             last = new[-1]
